@@ -1,0 +1,186 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Broker } from './brokers/broker.js';
+import { createBroker } from './brokers/index.js';
+import type { GatewayConfig } from './config/config.js';
+import { ConsumerManager } from './consumers/consumer-manager.js';
+import type { EventHandler } from './consumers/handlers/handler.js';
+import { createWebhookHandler } from './consumers/handlers/webhook.js';
+import type { ConsumerDefinition } from './consumers/pipeline.js';
+import { ConfigError } from './errors.js';
+import { EventPublisher } from './events/publisher.js';
+import { Relay, type RelayOptions } from './relay/relay.js';
+import type { Services } from './schema/context.js';
+import { attachWebSocket } from './server/websocket.js';
+import { createGatewayYoga, type GatewayYoga } from './server/yoga.js';
+import { openStore, type Store } from './store/database.js';
+import { createDeadLetterRepository, type DeadLetterRow } from './store/dead-letter-repository.js';
+import { createOutboxRepository } from './store/outbox-repository.js';
+import { createProcessedMessageRepository } from './store/processed-message-repository.js';
+import { SubscriptionHub } from './subscriptions/subscription-hub.js';
+import { EventBus } from './util/event-bus.js';
+import { createLogger, type Logger } from './util/logger.js';
+import { Signal } from './util/signal.js';
+
+export interface BuildAppOptions {
+  /** Use this broker instead of the one `config.broker` names (tests, embedding). */
+  broker?: Broker;
+  logger?: Logger;
+  /** Function handlers for consumers, by consumer name (instead of, or overriding, a webhook). */
+  handlers?: Record<string, EventHandler>;
+  /** Relay tuning beyond the configuration (tests use short backoffs). */
+  relay?: Omit<RelayOptions, 'batchSize' | 'pollIntervalMs' | 'retentionMs'>;
+  /**
+   * How long the broker may take to connect at start before the gateway starts without it
+   * (the relay keeps retrying and `/ready` reports not ready meanwhile).
+   * @default 10000
+   */
+  connectTimeoutMs?: number;
+}
+
+export interface App {
+  readonly services: Services;
+  readonly store: Store;
+  readonly yoga: GatewayYoga;
+  readonly logger: Logger;
+  /** `http://host:port/graphql` once started. */
+  readonly url: string;
+  readonly port: number;
+  /** Connects the broker, starts consumers and the relay, then listens. */
+  start(): Promise<void>;
+  /**
+   * Stops accepting connections, ends subscriptions, lets in-flight relay batches and handler
+   * calls finish, then closes the broker and the store.
+   */
+  stop(): Promise<void>;
+}
+
+export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): App {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const store = openStore({ path: config.databasePath, synchronous: config.databaseSynchronous });
+  const wake = new Signal();
+  const outbox = createOutboxRepository(store, { onAppend: () => wake.notify() });
+  const deadLetters = createDeadLetterRepository(store);
+  const processed = createProcessedMessageRepository(store);
+  const broker = options.broker ?? createBroker(config, logger);
+  const deadLetterBus = new EventBus<DeadLetterRow>();
+
+  const relay = new Relay(
+    { outbox, broker, wake, logger: logger.child({ component: 'relay' }) },
+    { ...options.relay, batchSize: config.relay.batchSize, pollIntervalMs: config.relay.pollIntervalMs, retentionMs: config.relay.retentionMs },
+  );
+  const consumers = new ConsumerManager(
+    {
+      broker,
+      processed,
+      deadLetters,
+      logger: logger.child({ component: 'consumers' }),
+      onDeadLetter: (row) => deadLetterBus.publish(row),
+      processedRetentionMs: config.processedRetentionMs,
+    },
+    consumerDefinitions(config, options.handlers ?? {}),
+  );
+  const hub = new SubscriptionHub(broker, logger.child({ component: 'subscriptions' }), { bufferSize: config.subscriberBuffer });
+  const publisher = new EventPublisher(outbox, { defaultSource: config.eventSource, maxEventBytes: config.maxEventBytes });
+  const services: Services = { publisher, outbox, deadLetters, processed, consumers, hub, broker, relay, deadLetterBus };
+
+  const yoga = createGatewayYoga({
+    services,
+    logger: logger.child({ component: 'http' }),
+    ready: () => {
+      store.ping();
+      return broker.status().connected;
+    },
+  });
+  const server: Server = createServer(yoga);
+  const ws = attachWebSocket(server, yoga);
+  let port = 0;
+  let started = false;
+
+  return {
+    services,
+    store,
+    yoga,
+    logger,
+    get port() {
+      return port;
+    },
+    get url() {
+      return `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}/graphql`;
+    },
+
+    async start() {
+      await connectBroker(broker, options.connectTimeoutMs ?? 10_000, logger);
+      await consumers.start();
+      relay.start();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      port = (server.address() as AddressInfo).port;
+      started = true;
+      logger.info({ url: this.url, broker: broker.kind, consumers: consumers.names() }, 'event-gateway listening');
+    },
+
+    async stop() {
+      const closing = started
+        ? new Promise<void>((resolve) => server.close(() => resolve()))
+        : Promise.resolve();
+      started = false;
+      server.closeIdleConnections();
+      deadLetterBus.close();
+      await hub.close();
+      await ws.close();
+      await relay.stop();
+      await consumers.stop();
+      await broker.close();
+      server.closeAllConnections();
+      await closing;
+      store.close();
+      logger.info('event-gateway stopped');
+    },
+  };
+}
+
+/** Waits for the broker up to `timeoutMs`; a broker that is only down does not stop the start. */
+async function connectBroker(broker: Broker, timeoutMs: number, logger: Logger): Promise<void> {
+  const connecting = broker.connect();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  try {
+    const outcome = await Promise.race([connecting.then(() => 'connected' as const), timedOut]);
+    if (outcome === 'timeout') {
+      connecting.catch((error: unknown) => logger.error({ err: error, broker: broker.kind }, 'broker connection failed'));
+      logger.warn({ broker: broker.kind, lastError: broker.status().lastError }, 'broker not reachable yet; starting anyway and retrying');
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function consumerDefinitions(config: GatewayConfig, handlers: Record<string, EventHandler>): ConsumerDefinition[] {
+  const known = new Set(config.consumers.map((c) => c.name));
+  for (const name of Object.keys(handlers)) {
+    if (!known.has(name)) throw new ConfigError(`a handler is given for consumer "${name}", which the configuration does not declare`);
+  }
+  return config.consumers.map((consumer) => {
+    const fn = handlers[consumer.name] ?? consumer.handler;
+    const webhook = consumer.webhook;
+    if (!fn && !webhook) throw new ConfigError(`consumer "${consumer.name}" has neither a webhook nor a handler function`);
+    return {
+      name: consumer.name,
+      topic: consumer.topic,
+      types: consumer.types,
+      maxAttempts: consumer.maxAttempts,
+      backoff: consumer.backoff,
+      prefetch: consumer.prefetch,
+      handler: fn ?? createWebhookHandler(webhook!),
+      description: fn ? 'function' : `webhook ${webhook!.url}`,
+    };
+  });
+}

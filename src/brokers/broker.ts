@@ -1,0 +1,133 @@
+import type { GatewayEvent } from '../events/event.js';
+
+/**
+ * What a broker can promise. Tests and callers branch on these flags, never on `kind`.
+ */
+export interface BrokerFeatures {
+  /** A confirmed message survives a restart of the broker process. */
+  readonly persistent: boolean;
+  /** Several gateway processes attached to one durable consumer share its messages. */
+  readonly sharedConsumers: boolean;
+  /** Events with the same key reach a durable consumer or subscription in publish order. */
+  readonly orderedByKey: boolean;
+  /** The broker itself drops a re-published event id within some window. */
+  readonly publishDeduplication: boolean;
+  /** `ConsumerHandle.lag()` reports a number. */
+  readonly lag: boolean;
+  /** Durable consumers (ack, delayed retry, dead-letter) are available. */
+  readonly durableConsumers: boolean;
+}
+
+/** What a durable consumer asks of the broker: where its messages come from. */
+export interface ConsumerBinding {
+  /** Unique, stable consumer name; the broker keeps its position/queue under this name. */
+  readonly name: string;
+  readonly topic: string;
+  /** Event types to receive; empty or absent means all types of the topic. */
+  readonly types?: readonly string[] | undefined;
+  /** Most messages delivered to this process and not yet settled. */
+  readonly prefetch: number;
+}
+
+/** One delivery of a message to a durable consumer. */
+export interface Delivery {
+  readonly event: GatewayEvent;
+  /** 1 on the first delivery; the count of handler runs so far plus one, as the broker carried it. */
+  readonly attempt: number;
+  /**
+   * Set when the message could not be decoded; `event` is then a stand-in holding the raw body
+   * and the pipeline dead-letters it without running the handler.
+   */
+  readonly invalid?: Error | undefined;
+}
+
+/** How a delivery ends. Returned by the handler, carried out by the adapter. */
+export type Settlement =
+  | { readonly kind: 'ack' }
+  /** Deliver the same message to this consumer again after `delayMs`, with `attempt + 1`. */
+  | { readonly kind: 'retry'; readonly delayMs: number; readonly error: string }
+  /** Move the message to this consumer's broker-side dead-letter queue (`<consumer>.dlq`). */
+  | { readonly kind: 'dead-letter'; readonly error: string };
+
+/**
+ * Handles one delivery. May be called concurrently (up to `prefetch` at once) and must not
+ * throw; if it does anyway, the adapter treats it as a retry after a short delay.
+ */
+export type DeliveryHandler = (delivery: Delivery) => Promise<Settlement>;
+
+export interface ConsumerHandle {
+  /** Messages waiting for this consumer at the broker, or null when the broker cannot tell. */
+  lag(): Promise<number | null>;
+  /**
+   * Stops taking new deliveries, waits for in-flight handler calls to settle, then detaches.
+   * Unsettled messages stay with the broker and are delivered again. Resolves, never rejects.
+   */
+  close(): Promise<void>;
+}
+
+export interface Subscription {
+  /** Stops delivery. Resolves, never rejects. */
+  close(): Promise<void>;
+}
+
+export interface BrokerConnectionStatus {
+  readonly connected: boolean;
+  readonly lastError: string | null;
+}
+
+/**
+ * A message broker as the gateway uses it. One instance is one connection of one gateway process;
+ * all methods may be called concurrently.
+ *
+ * Adapters map gateway topics onto their own dialect (routing keys, subjects, partitions);
+ * nothing outside `src/brokers/<kind>/` sees that dialect. Adapters reconnect by themselves and
+ * re-establish every subscription and consumer after a reconnect; callers never re-subscribe.
+ */
+export interface Broker {
+  readonly kind: string;
+  readonly features: BrokerFeatures;
+
+  /**
+   * Starts connecting and resolves once connected. Rejects only for a problem another attempt
+   * cannot fix (bad configuration, a missing broker capability); a broker that is merely down
+   * keeps being retried in the background while `status().connected` is false.
+   */
+  connect(): Promise<void>;
+
+  /**
+   * Publishes a batch durably. Resolves when the broker has confirmed every event (publisher
+   * confirms, acks=-1, JetStream acks). Rejects with `PublishError`, whose `failures` lists the
+   * events that were not confirmed; the others were. Events with the same key are handed to the
+   * broker in array order.
+   */
+  publish(events: readonly GatewayEvent[]): Promise<void>;
+
+  /**
+   * Ephemeral fan-out: calls `onEvent` for events published to `topic` from now on, at most once
+   * each, without joining any durable consumer. The gateway opens one per topic per process and
+   * shares it between all GraphQL subscribers (see `SubscriptionHub`).
+   */
+  subscribe(topic: string, onEvent: (event: GatewayEvent) => void): Promise<Subscription>;
+
+  /**
+   * Attaches `handler` to the durable consumer `binding.name`, creating it on first use. Messages
+   * published to the topic after the consumer first existed are kept for it while no process is
+   * attached. Every delivery is settled by the handler's result: ack, retry after a delay, or
+   * dead-letter. Several attachments to one name (in one or more processes) share the messages.
+   */
+  consume(binding: ConsumerBinding, handler: DeliveryHandler): Promise<ConsumerHandle>;
+
+  /**
+   * Delivers `event` to the durable consumer `binding.name` only (never to other consumers or
+   * subscriptions) as a first attempt. Used to replay dead letters. Resolves once the broker holds it.
+   */
+  redeliver(binding: ConsumerBinding, event: GatewayEvent): Promise<void>;
+
+  status(): BrokerConnectionStatus;
+
+  /**
+   * Stops consumers (draining in-flight handler calls as `ConsumerHandle.close` does), closes
+   * subscriptions, waits for outstanding publishes to be confirmed or failed, then disconnects.
+   */
+  close(): Promise<void>;
+}

@@ -1,0 +1,181 @@
+import type { GatewayEvent } from '../../events/event.js';
+import type { ConsumerBinding, DeliveryHandler, Settlement } from '../broker.js';
+
+interface QueuedMessage {
+  readonly event: GatewayEvent;
+  readonly attempt: number;
+}
+
+interface Worker {
+  readonly handler: DeliveryHandler;
+  readonly prefetch: number;
+  inFlight: number;
+  closed: boolean;
+  readonly settled: Set<Promise<void>>;
+}
+
+/** Delay before redelivering a message whose handler threw instead of returning a settlement. */
+const HANDLER_THREW_RETRY_MS = 1000;
+
+/**
+ * One durable consumer's queue: messages wait here until an attached worker has room, and come
+ * back here after a retry delay. Workers share the queue round-robin.
+ */
+class MemoryQueue {
+  readonly ready: QueuedMessage[] = [];
+  readonly deadLetters: GatewayEvent[] = [];
+  private readonly workers: Worker[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private nextWorker = 0;
+
+  constructor(readonly binding: Pick<ConsumerBinding, 'name' | 'topic' | 'types'>) {}
+
+  accepts(event: GatewayEvent): boolean {
+    const types = this.binding.types;
+    return event.topic === this.binding.topic && (!types?.length || types.includes(event.type));
+  }
+
+  enqueue(message: QueuedMessage): void {
+    this.ready.push(message);
+    this.dispatch();
+  }
+
+  get delayed(): number {
+    return this.timers.size;
+  }
+
+  attach(handler: DeliveryHandler, prefetch: number): Worker {
+    const worker: Worker = { handler, prefetch: Math.max(1, prefetch), inFlight: 0, closed: false, settled: new Set() };
+    this.workers.push(worker);
+    this.dispatch();
+    return worker;
+  }
+
+  async detach(worker: Worker): Promise<void> {
+    worker.closed = true;
+    await Promise.all([...worker.settled]);
+    const index = this.workers.indexOf(worker);
+    if (index >= 0) this.workers.splice(index, 1);
+    this.dispatch();
+  }
+
+  clear(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    this.ready.length = 0;
+  }
+
+  private dispatch(): void {
+    while (this.ready.length > 0) {
+      const worker = this.pickWorker();
+      if (!worker) return;
+      const message = this.ready.shift()!;
+      this.deliver(worker, message);
+    }
+  }
+
+  private pickWorker(): Worker | undefined {
+    for (let i = 0; i < this.workers.length; i++) {
+      const worker = this.workers[(this.nextWorker + i) % this.workers.length]!;
+      if (!worker.closed && worker.inFlight < worker.prefetch) {
+        this.nextWorker = (this.nextWorker + i + 1) % this.workers.length;
+        return worker;
+      }
+    }
+    return undefined;
+  }
+
+  private deliver(worker: Worker, message: QueuedMessage): void {
+    worker.inFlight++;
+    const settled = Promise.resolve()
+      .then(() => worker.handler({ event: message.event, attempt: message.attempt }))
+      .catch((error: unknown): Settlement => ({
+        kind: 'retry',
+        delayMs: HANDLER_THREW_RETRY_MS,
+        error: error instanceof Error ? error.message : String(error),
+      }))
+      .then((settlement) => this.settle(message, settlement))
+      .finally(() => {
+        worker.inFlight--;
+        worker.settled.delete(settled);
+        this.dispatch();
+      });
+    worker.settled.add(settled);
+  }
+
+  private settle(message: QueuedMessage, settlement: Settlement): void {
+    switch (settlement.kind) {
+      case 'ack':
+        return;
+      case 'dead-letter':
+        this.deadLetters.push(message.event);
+        return;
+      case 'retry': {
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
+          this.enqueue({ event: message.event, attempt: message.attempt + 1 });
+        }, Math.max(0, settlement.delayMs));
+        timer.unref();
+        this.timers.add(timer);
+        return;
+      }
+    }
+  }
+}
+
+/**
+ * The in-process "broker server": topics, durable queues and their dead-letter lists. Several
+ * `MemoryBroker` connections can share one hub, which is how tests model several gateway
+ * processes on one broker. Nothing here survives the process.
+ */
+export class MemoryHub {
+  private readonly listeners = new Map<string, Set<(event: GatewayEvent) => void>>();
+  private readonly queues = new Map<string, MemoryQueue>();
+
+  publish(event: GatewayEvent): void {
+    for (const listener of this.listeners.get(event.topic) ?? []) {
+      // A listener's own failure must not stop delivery to the others or the publish itself.
+      queueMicrotask(() => {
+        try {
+          listener(event);
+        } catch {
+          /* listeners handle their own errors; see SubscriptionHub */
+        }
+      });
+    }
+    for (const queue of this.queues.values()) {
+      if (queue.accepts(event)) queue.enqueue({ event, attempt: 1 });
+    }
+  }
+
+  listen(topic: string, listener: (event: GatewayEvent) => void): () => void {
+    let set = this.listeners.get(topic);
+    if (!set) this.listeners.set(topic, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(topic) === set) this.listeners.delete(topic);
+    };
+  }
+
+  /** Returns the consumer's queue, creating it (bound to its topic and types) on first use. */
+  queue(binding: Pick<ConsumerBinding, 'name' | 'topic' | 'types'>): MemoryQueue {
+    let queue = this.queues.get(binding.name);
+    if (!queue) this.queues.set(binding.name, (queue = new MemoryQueue(binding)));
+    return queue;
+  }
+
+  /** The broker-side dead-letter list of a consumer (`<consumer>.dlq` on the real brokers). */
+  deadLetters(consumer: string): readonly GatewayEvent[] {
+    return this.queues.get(consumer)?.deadLetters ?? [];
+  }
+
+  /** Drops every message and timer, as a restart of a broker that keeps nothing would. */
+  reset(): void {
+    for (const queue of this.queues.values()) queue.clear();
+    this.queues.clear();
+    this.listeners.clear();
+  }
+}
+
+export type { MemoryQueue, Worker as MemoryWorker };

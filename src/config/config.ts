@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import type { EventHandler } from '../consumers/handlers/handler.js';
+import { ConfigError } from '../errors.js';
+import { topicSchema, typeSchema } from '../events/event.js';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const BROKER_KINDS = ['memory'] as const;
+export type BrokerKind = (typeof BROKER_KINDS)[number];
+
+/** Settings read from the environment (all optional, with defaults). */
+const envSchema = z.object({
+  PORT: int(0, 65535).default(4000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATABASE_PATH: z.string().min(1).default('./data/gateway.db'),
+  DATABASE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('FULL'),
+  BROKER: z.enum(BROKER_KINDS).default('memory'),
+  GATEWAY_CONFIG: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  EVENT_SOURCE: z.string().min(1).default('event-gateway'),
+  MAX_EVENT_BYTES: int(1024, 64 * 1024 * 1024).default(256 * 1024),
+  RELAY_BATCH_SIZE: int(1, 10_000).default(256),
+  RELAY_POLL_INTERVAL_MS: int(10, 3_600_000).default(2000),
+  OUTBOX_RETENTION_HOURS: z.coerce.number().min(0).default(168),
+  PROCESSED_RETENTION_HOURS: z.coerce.number().min(0).default(720),
+  SUBSCRIBER_BUFFER: int(1, 1_000_000).default(1000),
+});
+
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
+
+const consumerSchema = z.strictObject({
+  name: z.string().regex(NAME_PATTERN, 'must be 1-100 letters, digits, "_" or "-", starting with a letter or digit'),
+  topic: topicSchema,
+  types: z.array(typeSchema).optional(),
+  webhook: z
+    .strictObject({
+      url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+      timeoutMs: int(1, 300_000).default(5000),
+      headers: z.record(z.string(), z.string()).default({}),
+    })
+    .optional(),
+  maxAttempts: int(1, 1000).default(5),
+  backoff: z
+    .strictObject({
+      initialMs: int(0, 86_400_000).default(1000),
+      maxMs: int(0, 86_400_000).default(60_000),
+      multiplier: z.number().min(1).max(100).default(2),
+      jitter: z.number().min(0).max(1).default(0.2),
+    })
+    .refine((b) => b.maxMs >= b.initialMs, { message: 'maxMs must be at least initialMs' })
+    .default({ initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter: 0.2 }),
+  /** Deliveries this process handles at once. */
+  prefetch: int(1, 10_000).default(10),
+});
+
+const fileSchema = z.strictObject({
+  consumers: z.array(consumerSchema).default([]),
+});
+
+export type ConsumerConfig = z.infer<typeof consumerSchema> & {
+  /** For library users: a function handler instead of a webhook. */
+  handler?: EventHandler;
+};
+
+export type EnvConfig = z.infer<typeof envSchema>;
+
+export interface GatewayConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly databasePath: string;
+  readonly databaseSynchronous: 'FULL' | 'NORMAL';
+  readonly broker: BrokerKind;
+  readonly logLevel: EnvConfig['LOG_LEVEL'];
+  readonly eventSource: string;
+  readonly maxEventBytes: number;
+  readonly relay: { readonly batchSize: number; readonly pollIntervalMs: number; readonly retentionMs: number };
+  readonly processedRetentionMs: number;
+  readonly subscriberBuffer: number;
+  readonly consumers: readonly ConsumerConfig[];
+}
+
+const HOUR = 3600 * 1000;
+
+/** Reads the environment and the `GATEWAY_CONFIG` file. Throws `ConfigError` naming the bad key. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
+  const parsedEnv = envSchema.safeParse(blankToUndefined(env));
+  if (!parsedEnv.success) throw new ConfigError(`invalid environment: ${describe(parsedEnv.error)}`);
+  const e = parsedEnv.data;
+  const file = e.GATEWAY_CONFIG ? readConfigFile(e.GATEWAY_CONFIG) : { consumers: [] };
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databasePath: e.DATABASE_PATH,
+    databaseSynchronous: e.DATABASE_SYNCHRONOUS,
+    broker: e.BROKER,
+    logLevel: e.LOG_LEVEL,
+    eventSource: e.EVENT_SOURCE,
+    maxEventBytes: e.MAX_EVENT_BYTES,
+    relay: { batchSize: e.RELAY_BATCH_SIZE, pollIntervalMs: e.RELAY_POLL_INTERVAL_MS, retentionMs: e.OUTBOX_RETENTION_HOURS * HOUR },
+    processedRetentionMs: e.PROCESSED_RETENTION_HOURS * HOUR,
+    subscriberBuffer: e.SUBSCRIBER_BUFFER,
+    consumers: file.consumers,
+  };
+}
+
+/** Parses and validates the JSON config file. */
+export function readConfigFile(path: string): z.infer<typeof fileSchema> {
+  const where = `GATEWAY_CONFIG ${resolve(path)}`;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new ConfigError(`${where}: cannot read the file (${(cause as NodeJS.ErrnoException).code ?? cause})`, { cause });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`${where}: not valid JSON (${(cause as Error).message})`, { cause });
+  }
+  return parseConfigFile(json, where);
+}
+
+export function parseConfigFile(json: unknown, where = 'config'): z.infer<typeof fileSchema> {
+  const parsed = fileSchema.safeParse(json);
+  if (!parsed.success) throw new ConfigError(`${where}: ${describe(parsed.error)}`);
+  const seen = new Set<string>();
+  parsed.data.consumers.forEach((consumer, i) => {
+    if (seen.has(consumer.name)) throw new ConfigError(`${where}: consumers[${i}].name: "${consumer.name}" is used twice`);
+    seen.add(consumer.name);
+    if (!consumer.webhook) throw new ConfigError(`${where}: consumers[${i}].webhook: required (a consumer needs a handler)`);
+  });
+  return parsed.data;
+}
+
+/** "consumers[0].webhook.url: must be an http(s) URL; …" */
+function describe(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path.reduce<string>(
+        (acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)),
+        '',
+      );
+      const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => (path ? `${path}.${k}` : k)).join(', ') : '';
+      if (keys) return `unknown key ${keys}`;
+      return path ? `${path}: ${issue.message}` : issue.message;
+    })
+    .join('; ');
+}
+
+function blankToUndefined(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === '' ? undefined : v]));
+}

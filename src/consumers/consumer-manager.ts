@@ -1,0 +1,157 @@
+import type { Broker, ConsumerBinding, ConsumerHandle } from '../brokers/broker.js';
+import { BrokerUnavailableError, ConflictError, errorMessage, NotFoundError } from '../errors.js';
+import { deadLetterEvent, type DeadLetterRepository, type DeadLetterRow } from '../store/dead-letter-repository.js';
+import type { ProcessedMessageRepository } from '../store/processed-message-repository.js';
+import type { Logger } from '../util/logger.js';
+import { ConsumerStats, createPipeline, type ConsumerDefinition } from './pipeline.js';
+
+export interface ConsumerStatus {
+  readonly name: string;
+  readonly topic: string;
+  readonly types: readonly string[];
+  readonly handler: string;
+  readonly maxAttempts: number;
+  readonly running: boolean;
+  /** Events this consumer has handled successfully (all processes, from the store). */
+  readonly processed: number;
+  /** Events that failed and wait for another attempt in this process. */
+  readonly retrying: number;
+  /** Dead letters of this consumer still in status DEAD. */
+  readonly deadLettered: number;
+  /** Messages waiting at the broker, when the broker can tell. */
+  readonly lag: number | null;
+}
+
+export interface ConsumerManagerDeps {
+  readonly broker: Broker;
+  readonly processed: ProcessedMessageRepository;
+  readonly deadLetters: DeadLetterRepository;
+  readonly logger: Logger;
+  readonly onDeadLetter?: ((row: DeadLetterRow) => void) | undefined;
+  /** Processed-event records older than this are pruned; 0 keeps them forever. */
+  readonly processedRetentionMs?: number;
+}
+
+/** How often old processed-event records are pruned. */
+const PRUNE_INTERVAL_MS = 3600_000;
+
+interface RunningConsumer {
+  readonly definition: ConsumerDefinition;
+  readonly binding: ConsumerBinding;
+  readonly stats: ConsumerStats;
+  handle: ConsumerHandle | undefined;
+}
+
+/** Runs the configured durable consumers on the broker and answers for them (status, replay). */
+export class ConsumerManager {
+  private readonly consumers = new Map<string, RunningConsumer>();
+  private pruneTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly deps: ConsumerManagerDeps,
+    definitions: readonly ConsumerDefinition[],
+  ) {
+    for (const definition of definitions) {
+      if (this.consumers.has(definition.name)) throw new Error(`consumer "${definition.name}" is defined twice`);
+      this.consumers.set(definition.name, {
+        definition,
+        binding: { name: definition.name, topic: definition.topic, types: definition.types, prefetch: definition.prefetch },
+        stats: new ConsumerStats(),
+        handle: undefined,
+      });
+    }
+  }
+
+  async start(): Promise<void> {
+    const retention = this.deps.processedRetentionMs ?? 0;
+    if (retention > 0 && this.consumers.size > 0) {
+      this.pruneTimer = setInterval(() => this.pruneProcessed(retention), PRUNE_INTERVAL_MS).unref();
+    }
+    for (const consumer of this.consumers.values()) {
+      const handler = createPipeline(consumer.definition, consumer.stats, this.deps);
+      consumer.handle = await this.deps.broker.consume(consumer.binding, handler);
+      this.deps.logger.info(
+        { consumer: consumer.definition.name, topic: consumer.definition.topic, handler: consumer.definition.description },
+        'consumer started',
+      );
+    }
+  }
+
+  /** Stops taking deliveries and waits for handler calls in flight. */
+  async stop(): Promise<void> {
+    clearInterval(this.pruneTimer);
+    await Promise.all(
+      [...this.consumers.values()].map(async (consumer) => {
+        const handle = consumer.handle;
+        consumer.handle = undefined;
+        await handle?.close();
+      }),
+    );
+  }
+
+  private pruneProcessed(retentionMs: number): void {
+    try {
+      const pruned = this.deps.processed.prune(Date.now() - retentionMs);
+      if (pruned > 0) this.deps.logger.info({ pruned }, 'pruned old processed-event records');
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, 'could not prune processed-event records');
+    }
+  }
+
+  names(): string[] {
+    return [...this.consumers.keys()];
+  }
+
+  async statuses(): Promise<ConsumerStatus[]> {
+    const processed = this.deps.processed.countByConsumer();
+    const dead = this.deps.deadLetters.countByConsumer('DEAD');
+    return Promise.all(
+      [...this.consumers.values()].map(async ({ definition, stats, handle }) => ({
+        name: definition.name,
+        topic: definition.topic,
+        types: definition.types ?? [],
+        handler: definition.description,
+        maxAttempts: definition.maxAttempts,
+        running: handle !== undefined,
+        processed: processed.get(definition.name) ?? 0,
+        retrying: stats.retrying.size,
+        deadLettered: dead.get(definition.name) ?? 0,
+        lag: handle ? await handle.lag().catch(() => null) : null,
+      })),
+    );
+  }
+
+  /**
+   * Sends a DEAD letter's stored event back to its consumer, and only that consumer, as a first
+   * attempt. The letter becomes REPLAYED; if the consumer fails it again, it returns to DEAD.
+   */
+  async replay(id: number): Promise<DeadLetterRow> {
+    const letter = this.deps.deadLetters.get(id);
+    if (!letter) throw new NotFoundError(`dead letter ${id} does not exist`);
+    const consumer = this.consumers.get(letter.consumer);
+    if (!consumer) {
+      throw new ConflictError(`dead letter ${id} belongs to consumer "${letter.consumer}", which this gateway does not run`);
+    }
+    // Claim the letter first so two replays of one letter cannot both send it.
+    const replayed = this.deps.deadLetters.transition(id, 'DEAD', 'REPLAYED');
+    if (!replayed) throw new ConflictError(`dead letter ${id} is ${letter.status}; only DEAD letters can be replayed`);
+    try {
+      await this.deps.broker.redeliver(consumer.binding, deadLetterEvent(letter));
+    } catch (error) {
+      this.deps.deadLetters.transition(id, 'REPLAYED', 'DEAD');
+      this.deps.logger.error({ err: error, deadLetterId: id, consumer: letter.consumer, eventId: letter.eventId }, 'replay failed');
+      throw new BrokerUnavailableError(`could not replay dead letter ${id}: ${errorMessage(error)}`, { cause: error });
+    }
+    this.deps.logger.info({ deadLetterId: id, consumer: letter.consumer, eventId: letter.eventId }, 'dead letter replayed');
+    return replayed;
+  }
+
+  /** Marks a DEAD letter as DISCARDED: the operator has decided nobody will handle it. */
+  discard(id: number): DeadLetterRow {
+    const letter = this.deps.deadLetters.get(id);
+    if (!letter) throw new NotFoundError(`dead letter ${id} does not exist`);
+    const discarded = this.deps.deadLetters.transition(id, 'DEAD', 'DISCARDED');
+    if (!discarded) throw new ConflictError(`dead letter ${id} is ${letter.status}; only DEAD letters can be discarded`);
+    return discarded;
+  }
+}

@@ -1,0 +1,34 @@
+import type { ProcessedMessageRepository } from '../../store/processed-message-repository.js';
+import type { Logger } from '../../util/logger.js';
+import { ACK, type Middleware } from '../middleware.js';
+
+/**
+ * Idempotent consumer: an event this consumer already handled is acknowledged without running
+ * the handler again; a success is recorded as a `processed_messages` row.
+ */
+export function idempotency(deps: {
+  consumer: string;
+  repository: ProcessedMessageRepository;
+  logger: Logger;
+  onDuplicate?: () => void;
+}): Middleware {
+  return (next) => async (delivery) => {
+    const { event } = delivery;
+    if (deps.repository.has(deps.consumer, event.id)) {
+      deps.onDuplicate?.();
+      deps.logger.debug({ consumer: deps.consumer, eventId: event.id }, 'duplicate delivery skipped');
+      return ACK;
+    }
+    const settlement = await next(delivery);
+    if (settlement.kind === 'ack') {
+      try {
+        deps.repository.record(deps.consumer, event.id);
+      } catch (error) {
+        // The work is done; a failed bookkeeping write must not undo the ack. A later
+        // redelivery of this id would run the handler again.
+        deps.logger.error({ err: error, consumer: deps.consumer, eventId: event.id }, 'could not record processed event');
+      }
+    }
+    return settlement;
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * Every failure the gateway expects has a class here. `code` is what GraphQL clients see in
+ * `extensions.code`; `retryable` decides where a message goes (back to the broker for another
+ * attempt, or straight to the dead-letter queue with the reason stamped on it).
+ */
+export class GatewayError extends Error {
+  /** Stable machine-readable code, surfaced as `extensions.code` at the GraphQL edge. */
+  readonly code: string = 'INTERNAL';
+  /** Whether trying the same thing again later may succeed. */
+  readonly retryable: boolean = false;
+  /** Whether the message may be shown to API clients (otherwise Yoga masks it). */
+  readonly expose: boolean = false;
+  /** Extra fields for `extensions` (never secrets). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.details = options?.details;
+  }
+}
+
+/** The client sent something the gateway will not accept. Nothing was written. */
+export class InvalidInputError extends GatewayError {
+  override readonly code: string = 'BAD_USER_INPUT';
+  override readonly expose = true;
+}
+
+/** An event is larger than the configured limit. Nothing was written. */
+export class PayloadTooLargeError extends InvalidInputError {
+  override readonly code = 'PAYLOAD_TOO_LARGE';
+}
+
+/** A looked-up record does not exist. */
+export class NotFoundError extends GatewayError {
+  override readonly code = 'NOT_FOUND';
+  override readonly expose = true;
+}
+
+/** The operation is not allowed in the record's current state (e.g. replaying a discarded letter). */
+export class ConflictError extends GatewayError {
+  override readonly code = 'CONFLICT';
+  override readonly expose = true;
+}
+
+/** The store could not be read or written (busy, disk full, I/O error). Nothing partial was written. */
+export class StoreUnavailableError extends GatewayError {
+  override readonly code = 'STORE_UNAVAILABLE';
+  override readonly retryable = true;
+  override readonly expose = true;
+}
+
+/** The broker could not be reached or did not confirm. */
+export class BrokerUnavailableError extends GatewayError {
+  override readonly code = 'BROKER_UNAVAILABLE';
+  override readonly retryable = true;
+  override readonly expose = true;
+}
+
+/**
+ * A batch publish that the broker did not fully confirm. Events listed in `failures` were not
+ * confirmed; every other event of the batch was.
+ */
+export class PublishError extends GatewayError {
+  override readonly code = 'PUBLISH_FAILED';
+  override readonly retryable: boolean;
+  readonly failures: ReadonlyMap<string, Error>;
+
+  constructor(
+    message: string,
+    failures: ReadonlyMap<string, Error>,
+    options?: { cause?: unknown; retryable?: boolean },
+  ) {
+    super(message, options);
+    this.failures = failures;
+    this.retryable = options?.retryable ?? true;
+  }
+}
+
+/** The configuration is invalid; the message names the bad key. */
+export class ConfigError extends GatewayError {
+  override readonly code = 'CONFIG_INVALID';
+}
+
+/** A handler failed in a way that another attempt cannot fix: the message is dead-lettered at once. */
+export class PermanentHandlerError extends GatewayError {
+  override readonly code = 'HANDLER_PERMANENT_FAILURE';
+}
+
+/** A webhook answered something other than 2xx, or did not answer in time. */
+export class WebhookError extends GatewayError {
+  override readonly code = 'WEBHOOK_FAILED';
+  override readonly retryable = true;
+}
+
+/** A broker message that is not a structured CloudEvent the gateway understands. */
+export class InvalidMessageError extends GatewayError {
+  override readonly code = 'INVALID_MESSAGE';
+}
+
+/** The broker lacks something the configuration needs (e.g. JetStream for durable consumers). */
+export class BrokerCapabilityError extends GatewayError {
+  override readonly code = 'BROKER_CAPABILITY_MISSING';
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}

@@ -1,0 +1,128 @@
+import { z } from 'zod';
+import { InvalidMessageError } from '../errors.js';
+import { JSON_CONTENT_TYPE, type GatewayEvent } from './event.js';
+
+/**
+ * The wire format on every broker: a structured-mode CloudEvents 1.0 JSON document
+ * (`application/cloudevents+json`). The gateway's own attributes are CloudEvents extensions:
+ * `topic`, `partitionkey` (the CloudEvents partitioning extension), `correlationid` and
+ * `causationid`. Absent optional attributes are left out, never sent as null.
+ */
+export interface StructuredCloudEvent {
+  specversion: '1.0';
+  id: string;
+  source: string;
+  type: string;
+  subject?: string;
+  time: string;
+  datacontenttype: string;
+  data?: unknown;
+  topic: string;
+  partitionkey?: string;
+  correlationid?: string;
+  causationid?: string;
+}
+
+export const CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json';
+
+export function toCloudEvent(event: GatewayEvent): StructuredCloudEvent {
+  const ce: StructuredCloudEvent = {
+    specversion: '1.0',
+    id: event.id,
+    source: event.source,
+    type: event.type,
+    time: event.time.toISOString(),
+    datacontenttype: event.dataContentType,
+    topic: event.topic,
+  };
+  if (event.subject !== null) ce.subject = event.subject;
+  if (event.data !== undefined) ce.data = event.data;
+  if (event.key !== null) ce.partitionkey = event.key;
+  if (event.correlationId !== null) ce.correlationid = event.correlationId;
+  if (event.causationId !== null) ce.causationid = event.causationId;
+  return ce;
+}
+
+export function encodeEvent(event: GatewayEvent): Buffer {
+  return Buffer.from(JSON.stringify(toCloudEvent(event)));
+}
+
+const optionalText = z.string().min(1).optional();
+
+const incoming = z.object({
+  specversion: z.literal('1.0', { error: 'specversion must be "1.0"' }),
+  id: z.string().min(1),
+  source: z.string().min(1),
+  type: z.string().min(1),
+  subject: optionalText,
+  time: z.iso.datetime({ offset: true }).optional(),
+  datacontenttype: optionalText,
+  data: z.unknown().optional(),
+  topic: optionalText,
+  partitionkey: optionalText,
+  correlationid: optionalText,
+  causationid: optionalText,
+});
+
+/** Where the adapter found the message, for attributes a plain client may have left out. */
+export interface DecodeContext {
+  /** The gateway topic implied by where the message arrived (routing key, subject, Kafka topic). */
+  readonly topic: string;
+}
+
+/**
+ * Parses a structured CloudEvent. Throws `InvalidMessageError` for anything else, so an adapter
+ * can hand the message to the pipeline as poison instead of crashing its consumer.
+ */
+export function decodeEvent(body: Uint8Array | string, context: DecodeContext): GatewayEvent {
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof body === 'string' ? body : Buffer.from(body).toString('utf8'));
+  } catch (cause) {
+    throw new InvalidMessageError('message body is not JSON', { cause });
+  }
+  const parsed = incoming.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+    throw new InvalidMessageError(`message is not a structured CloudEvent: ${where}${issue?.message ?? 'invalid'}`);
+  }
+  const ce = parsed.data;
+  return {
+    id: ce.id,
+    source: ce.source,
+    type: ce.type,
+    topic: ce.topic ?? context.topic,
+    subject: ce.subject ?? null,
+    time: ce.time ? new Date(ce.time) : new Date(),
+    dataContentType: ce.datacontenttype ?? JSON_CONTENT_TYPE,
+    data: ce.data ?? null,
+    key: ce.partitionkey ?? null,
+    correlationId: ce.correlationid ?? null,
+    causationId: ce.causationid ?? null,
+  };
+}
+
+/**
+ * Stand-in for a message that could not be decoded, so that it can be dead-lettered and shown
+ * in the DLQ with its raw body rather than dropped.
+ */
+export function undecodableEvent(
+  body: Uint8Array | string,
+  context: DecodeContext & { messageId?: string | undefined },
+): GatewayEvent {
+  const raw = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
+  return {
+    id: context.messageId ?? `invalid-${crypto.randomUUID()}`,
+    source: 'event-gateway',
+    type: 'gateway.invalid-message',
+    topic: context.topic,
+    subject: null,
+    time: new Date(),
+    dataContentType: JSON_CONTENT_TYPE,
+    data: { raw: raw.length > 4096 ? `${raw.slice(0, 4096)}…` : raw },
+    key: null,
+    correlationId: null,
+    causationId: null,
+  };
+}

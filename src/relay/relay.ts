@@ -1,0 +1,226 @@
+import { randomUUID } from 'node:crypto';
+import type { Broker } from '../brokers/broker.js';
+import { errorMessage, PublishError } from '../errors.js';
+import { outboxRowToEvent, type OutboxRepository, type OutboxRow, type PublishResult } from '../store/outbox-repository.js';
+import { backoffDelay, sleep, type BackoffPolicy } from '../util/backoff.js';
+import type { Logger } from '../util/logger.js';
+import type { Signal } from '../util/signal.js';
+import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.js';
+
+export interface RelayOptions {
+  /**
+   * Most rows per broker publish.
+   * @default 256
+   */
+  batchSize?: number;
+  /**
+   * Batches in flight at once (rows of one key are never in two batches at once).
+   * @default 2
+   */
+  concurrency?: number;
+  /**
+   * Fallback poll for rows written by other processes; rows written here wake the relay at once.
+   * @default 2000
+   */
+  pollIntervalMs?: number;
+  /**
+   * How long a claim on rows holds if this process dies before settling them.
+   * @default 30000
+   */
+  leaseMs?: number;
+  /**
+   * Delay before a row that failed to publish is tried again.
+   * @default { initialMs: 500, maxMs: 60000, multiplier: 2, jitter: 0.2 }
+   */
+  backoff?: BackoffPolicy;
+  /**
+   * PUBLISHED rows older than this are deleted. 0 keeps them forever.
+   * @default 7 days
+   */
+  retentionMs?: number;
+  /** @default 60000 */
+  pruneIntervalMs?: number;
+  circuitBreaker?: Omit<CircuitBreakerOptions, 'onStateChange'>;
+  /** Identifies this relay's claims. @default a random id */
+  owner?: string;
+}
+
+export interface RelayDeps {
+  outbox: OutboxRepository;
+  broker: Broker;
+  /** Notified after every outbox commit in this process. */
+  wake: Signal;
+  logger: Logger;
+}
+
+export interface RelayStats {
+  published: number;
+  failedAttempts: number;
+  batches: number;
+}
+
+/** Rows sent while the circuit is half-open: enough to prove the broker is back, little to lose. */
+const PROBE_BATCH = 8;
+/** Pause after the store itself failed, so a broken disk does not spin the loop. */
+const STORE_ERROR_PAUSE_MS = 1000;
+
+/**
+ * Moves outbox rows to the broker: claims due rows oldest first, publishes them as one batch,
+ * and marks them PUBLISHED only after the broker confirmed. Failed rows stay PENDING with their
+ * attempts and error, and come back after an exponential backoff; a circuit breaker pauses
+ * publishing while the broker is down.
+ */
+export class Relay {
+  readonly breaker: CircuitBreaker;
+  readonly stats: RelayStats = { published: 0, failedAttempts: 0, batches: 0 };
+  private readonly options: Required<Omit<RelayOptions, 'circuitBreaker'>>;
+  private readonly abort = new AbortController();
+  private readonly inFlight = new Set<Promise<void>>();
+  private loop: Promise<void> | undefined;
+  private lastPrune = 0;
+
+  constructor(
+    private readonly deps: RelayDeps,
+    options: RelayOptions = {},
+  ) {
+    this.options = {
+      batchSize: options.batchSize ?? 256,
+      concurrency: options.concurrency ?? 2,
+      pollIntervalMs: options.pollIntervalMs ?? 2000,
+      leaseMs: options.leaseMs ?? 30_000,
+      backoff: options.backoff ?? { initialMs: 500, maxMs: 60_000, multiplier: 2, jitter: 0.2 },
+      retentionMs: options.retentionMs ?? 7 * 24 * 3600 * 1000,
+      pruneIntervalMs: options.pruneIntervalMs ?? 60_000,
+      owner: options.owner ?? `relay-${randomUUID()}`,
+    };
+    this.breaker = new CircuitBreaker({
+      ...options.circuitBreaker,
+      onStateChange: (state, reason) =>
+        deps.logger.warn({ broker: deps.broker.kind, circuit: state, reason }, `relay circuit ${state}`),
+    });
+  }
+
+  start(): void {
+    this.loop ??= this.run().catch((error: unknown) => {
+      this.deps.logger.fatal({ err: error }, 'relay loop crashed');
+    });
+  }
+
+  /** Stops claiming rows and waits for batches in flight to be confirmed and settled. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+    await Promise.all([...this.inFlight]);
+  }
+
+  private get stopping(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  private async run(): Promise<void> {
+    const { outbox } = this.deps;
+    while (!this.stopping) {
+      this.pruneIfDue();
+      if (this.inFlight.size >= this.options.concurrency) {
+        await Promise.race(this.inFlight);
+        continue;
+      }
+      if (!this.breaker.tryAcquire()) {
+        // Open circuit (or a probe out): wait for the cooldown, or for the probe to settle.
+        await Promise.race([sleep(Math.max(50, this.breaker.waitMs()), this.abort.signal), ...this.inFlight]);
+        continue;
+      }
+      const probing = this.breaker.probing;
+      let rows: OutboxRow[];
+      try {
+        rows = outbox.claim({
+          owner: this.options.owner,
+          limit: probing ? PROBE_BATCH : this.options.batchSize,
+          leaseMs: this.options.leaseMs,
+        });
+      } catch (error) {
+        this.breaker.release();
+        this.deps.logger.error({ err: error }, 'relay could not claim outbox rows');
+        await sleep(STORE_ERROR_PAUSE_MS, this.abort.signal);
+        continue;
+      }
+      if (rows.length === 0) {
+        this.breaker.release();
+        if (this.inFlight.size > 0) await Promise.race([this.deps.wake.wait(this.idleWaitMs(), this.abort.signal), ...this.inFlight]);
+        else await this.deps.wake.wait(this.idleWaitMs(), this.abort.signal);
+        continue;
+      }
+      const batch = this.publish(rows).finally(() => this.inFlight.delete(batch));
+      this.inFlight.add(batch);
+      // While probing, wait for the verdict before claiming more.
+      if (probing) await batch;
+    }
+  }
+
+  private idleWaitMs(): number {
+    let next: number | null = null;
+    try {
+      next = this.deps.outbox.nextDueAt();
+    } catch {
+      /* the claim path reports store errors */
+    }
+    const poll = this.options.pollIntervalMs;
+    return next === null ? poll : Math.min(poll, Math.max(0, next - Date.now()));
+  }
+
+  private async publish(rows: OutboxRow[]): Promise<void> {
+    const { broker, outbox, logger } = this.deps;
+    const events = rows.map(outboxRowToEvent);
+    let results: PublishResult[];
+    try {
+      await broker.publish(events);
+      results = rows.map((row) => ({ id: row.id, ok: true }));
+      this.breaker.success();
+    } catch (error) {
+      const failures = error instanceof PublishError ? error.failures : null;
+      const now = Date.now();
+      results = rows.map((row): PublishResult => {
+        const failure = failures ? failures.get(row.eventId) : error;
+        if (failures && !failure) return { id: row.id, ok: true };
+        const permanent = (failure as { retryable?: unknown } | undefined)?.retryable === false;
+        return {
+          id: row.id,
+          ok: false,
+          error: errorMessage(failure),
+          retryAt: permanent ? null : now + backoffDelay(this.options.backoff, row.attempts + 1),
+        };
+      });
+      const failed = results.filter((r) => !r.ok).length;
+      this.stats.failedAttempts += failed;
+      // A broker that confirmed part of the batch is up; only a whole-batch failure counts against it.
+      if (failed === rows.length) this.breaker.failure(errorMessage(error));
+      else this.breaker.success();
+      logger.warn(
+        { err: error, broker: broker.kind, failed, batch: rows.length, eventIds: rows.slice(0, 10).map((r) => r.eventId) },
+        'relay publish failed; rows stay pending',
+      );
+    }
+    this.stats.batches++;
+    this.stats.published += results.filter((r) => r.ok).length;
+    try {
+      outbox.settle(this.options.owner, results);
+    } catch (error) {
+      // The broker has these events; the rows stay claimed until the lease ends and are then
+      // published again. Consumers are idempotent, so the cost is a duplicate, not a loss.
+      logger.error({ err: error, ids: rows.map((r) => r.id) }, 'relay could not record publish results');
+    }
+  }
+
+  private pruneIfDue(): void {
+    const { retentionMs, pruneIntervalMs } = this.options;
+    const now = Date.now();
+    if (retentionMs <= 0 || now - this.lastPrune < pruneIntervalMs) return;
+    this.lastPrune = now;
+    try {
+      const pruned = this.deps.outbox.prunePublished(now - retentionMs);
+      if (pruned > 0) this.deps.logger.info({ pruned }, 'pruned published outbox rows');
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, 'could not prune the outbox');
+    }
+  }
+}

@@ -1,0 +1,29 @@
+import type { Broker } from '../brokers/broker.js';
+import type { ConsumerManager } from '../consumers/consumer-manager.js';
+import type { EventPublisher } from '../events/publisher.js';
+import type { Relay } from '../relay/relay.js';
+import type { DeadLetterRepository, DeadLetterRow } from '../store/dead-letter-repository.js';
+import type { OutboxRepository } from '../store/outbox-repository.js';
+import type { ProcessedMessageRepository } from '../store/processed-message-repository.js';
+import type { SubscriptionHub } from '../subscriptions/subscription-hub.js';
+import type { EventBus } from '../util/event-bus.js';
+
+/** What resolvers use; built once by `buildApp`. */
+export interface Services {
+  readonly publisher: EventPublisher;
+  readonly outbox: OutboxRepository;
+  readonly deadLetters: DeadLetterRepository;
+  readonly processed: ProcessedMessageRepository;
+  readonly consumers: ConsumerManager;
+  readonly hub: SubscriptionHub;
+  readonly broker: Broker;
+  readonly relay: Relay;
+  /** Announces each new dead letter to `deadLettered` subscribers in this process. */
+  readonly deadLetterBus: EventBus<DeadLetterRow>;
+}
+
+export interface GatewayContext {
+  readonly services: Services;
+  /** From the `x-correlation-id` request header, when the client sent one. */
+  readonly correlationId: string | null;
+}

@@ -1,0 +1,73 @@
+import { topicSchema, type GatewayEvent } from '../events/event.js';
+import { publishEventInputSchema, type PublishOutcome } from '../events/publisher.js';
+import { builder } from './builder.js';
+
+export const EventRef = builder.objectRef<GatewayEvent>('Event').implement({
+  description: 'A CloudEvents 1.0 event as the gateway carries it.',
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'CloudEvents `id`: unique per source; the idempotency key.' }),
+    source: t.exposeString('source'),
+    type: t.exposeString('type', { description: 'Event type, e.g. `order.created`.' }),
+    topic: t.exposeString('topic', { description: 'Gateway topic (the stream this event belongs to).' }),
+    subject: t.exposeString('subject', { nullable: true }),
+    time: t.expose('time', { type: 'DateTime' }),
+    dataContentType: t.exposeString('dataContentType'),
+    data: t.expose('data', { type: 'JSON', nullable: true }),
+    key: t.exposeString('key', { nullable: true, description: 'Partition key: events with one key keep their order.' }),
+    correlationId: t.exposeString('correlationId', { nullable: true }),
+    causationId: t.exposeString('causationId', { nullable: true }),
+  }),
+});
+
+const PublishEventInput = builder.inputType('PublishEventInput', {
+  fields: (t) => ({
+    topic: t.string({ required: true, description: 'Gateway topic: letters, digits, `_` or `-`.' }),
+    type: t.string({ required: true, description: 'Event type, dot-separated words (`order.created`).' }),
+    data: t.field({ type: 'JSON', required: true, description: 'The event payload (any JSON).' }),
+    id: t.id({ description: 'Your event id. Publishing the same id again writes nothing and returns the first event.' }),
+    source: t.string({ description: 'CloudEvents `source`; defaults to the gateway’s EVENT_SOURCE.' }),
+    subject: t.string(),
+    key: t.string({ description: 'Partition key; events with the same key are delivered in order.' }),
+    correlationId: t.string({ description: 'Defaults to the `x-correlation-id` request header, else the event id.' }),
+    causationId: t.string({ description: 'Id of the event that caused this one.' }),
+  }),
+  validate: publishEventInputSchema,
+});
+
+const PublishEventPayload = builder.objectRef<PublishOutcome>('PublishEventPayload').implement({
+  fields: (t) => ({
+    event: t.field({ type: EventRef, resolve: (p) => p.event }),
+    outboxId: t.id({ resolve: (p) => String(p.outboxId) }),
+    duplicate: t.exposeBoolean('duplicate', {
+      description: 'True when an event with this id had already been published; nothing new was written.',
+    }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  publishEvent: t.field({
+    type: PublishEventPayload,
+    description: 'Writes one event to the outbox in one transaction; the relay then publishes it.',
+    args: { input: t.arg({ type: PublishEventInput, required: true }) },
+    resolve: (_, { input }, ctx) => ctx.services.publisher.publish([input], ctx)[0]!,
+  }),
+  publishEvents: t.field({
+    type: [PublishEventPayload],
+    description: 'Writes several events in one transaction: all of them or none.',
+    args: { inputs: t.arg({ type: [PublishEventInput], required: true }) },
+    resolve: (_, { inputs }, ctx) => ctx.services.publisher.publish(inputs, ctx),
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  events: t.field({
+    type: EventRef,
+    description: 'Live events of a topic as the broker delivers them, optionally only some types.',
+    args: {
+      topic: t.arg.string({ required: true, validate: topicSchema }),
+      types: t.arg.stringList(),
+    },
+    subscribe: (_, { topic, types }, ctx) => ctx.services.hub.subscribe(topic, { types }),
+    resolve: (event) => event,
+  }),
+}));

@@ -1,0 +1,85 @@
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+export const OUTBOX_STATUSES = ['PENDING', 'PUBLISHED', 'FAILED'] as const;
+export type OutboxStatus = (typeof OUTBOX_STATUSES)[number];
+
+export const DEAD_LETTER_STATUSES = ['DEAD', 'REPLAYED', 'DISCARDED'] as const;
+export type DeadLetterStatus = (typeof DEAD_LETTER_STATUSES)[number];
+
+const timestamp = (name: string) => integer(name, { mode: 'timestamp_ms' });
+
+/**
+ * Events waiting for (or done with) the relay. `id` is the commit order the relay follows.
+ * A row is claimed by one relay at a time (`claimed_by` until `claim_expires_at`).
+ */
+export const outbox = sqliteTable(
+  'outbox',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    eventId: text('event_id').notNull(),
+    topic: text('topic').notNull(),
+    type: text('type').notNull(),
+    source: text('source').notNull(),
+    subject: text('subject'),
+    key: text('key'),
+    time: timestamp('time').notNull(),
+    dataContentType: text('data_content_type').notNull(),
+    /** The event's data as JSON text. */
+    data: text('data').notNull(),
+    correlationId: text('correlation_id'),
+    causationId: text('causation_id'),
+    status: text('status', { enum: OUTBOX_STATUSES }).notNull().default('PENDING'),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error'),
+    createdAt: timestamp('created_at').notNull(),
+    publishedAt: timestamp('published_at'),
+    nextAttemptAt: timestamp('next_attempt_at').notNull(),
+    claimedBy: text('claimed_by'),
+    claimExpiresAt: timestamp('claim_expires_at'),
+  },
+  (t) => [
+    uniqueIndex('outbox_event_id_unique').on(t.eventId),
+    index('outbox_status_id_idx').on(t.status, t.id),
+    index('outbox_status_published_at_idx').on(t.status, t.publishedAt),
+  ],
+);
+
+/** Events a consumer gave up on after its last attempt, one row per consumer and event. */
+export const deadLetters = sqliteTable(
+  'dead_letters',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    consumer: text('consumer').notNull(),
+    topic: text('topic').notNull(),
+    eventId: text('event_id').notNull(),
+    /** The structured CloudEvent JSON. */
+    event: text('event').notNull(),
+    error: text('error').notNull(),
+    attempts: integer('attempts').notNull(),
+    status: text('status', { enum: DEAD_LETTER_STATUSES }).notNull().default('DEAD'),
+    firstFailedAt: timestamp('first_failed_at').notNull(),
+    lastFailedAt: timestamp('last_failed_at').notNull(),
+    updatedAt: timestamp('updated_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('dead_letters_consumer_event_unique').on(t.consumer, t.eventId),
+    index('dead_letters_status_idx').on(t.status, t.consumer),
+    index('dead_letters_topic_idx').on(t.topic),
+  ],
+);
+
+/** Idempotent consumer: the events each consumer has handled successfully. */
+export const processedMessages = sqliteTable(
+  'processed_messages',
+  {
+    consumer: text('consumer').notNull(),
+    eventId: text('event_id').notNull(),
+    processedAt: timestamp('processed_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.consumer, t.eventId] }),
+    index('processed_messages_consumer_at_idx').on(t.consumer, t.processedAt),
+  ],
+);
+
+export const tables = { outbox, deadLetters, processedMessages };
