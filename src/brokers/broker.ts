@@ -97,8 +97,8 @@ export interface Broker {
   /**
    * Publishes a batch durably. Resolves when the broker has confirmed every event (publisher
    * confirms, acks=-1, JetStream acks). Rejects with `PublishError`, whose `failures` lists the
-   * events that were not confirmed; the others were. Events with the same key are handed to the
-   * broker in array order.
+   * events that were not confirmed; the others were. The relay never puts two events of one key
+   * in one call (see `Relay`), so an adapter may send a batch's events concurrently.
    */
   publish(events: readonly GatewayEvent[]): Promise<void>;
 

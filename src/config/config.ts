@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { EventHandler } from '../consumers/handlers/handler.js';
 import { ConfigError } from '../errors.js';
 import { topicSchema, typeSchema } from '../events/event.js';
+import { formatPath } from '../util/path.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -139,10 +140,7 @@ export function parseConfigFile(json: unknown, where = 'config'): z.infer<typeof
 function describe(error: z.ZodError): string {
   return error.issues
     .map((issue) => {
-      const path = issue.path.reduce<string>(
-        (acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)),
-        '',
-      );
+      const path = formatPath(issue.path);
       const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => (path ? `${path}.${k}` : k)).join(', ') : '';
       if (keys) return `unknown key ${keys}`;
       return path ? `${path}: ${issue.message}` : issue.message;

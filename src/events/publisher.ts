@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { InvalidInputError, PayloadTooLargeError } from '../errors.js';
 import { outboxRowToEvent, type OutboxRepository } from '../store/outbox-repository.js';
+import { formatPath } from '../util/path.js';
 import { encodeEvent } from './codec.js';
 import {
   causationIdSchema,
@@ -76,9 +77,8 @@ export class EventPublisher {
     const parsed = publishEventInputSchema.safeParse(input);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
-      throw new InvalidInputError(`${[where, ...issue.path].join('.')}: ${issue.message}`, {
-        details: { field: [where, ...issue.path].join('.') },
-      });
+      const field = formatPath([where, ...issue.path]);
+      throw new InvalidInputError(`${field}: ${issue.message}`, { details: { field } });
     }
     const value = parsed.data;
     if (value.data === undefined) throw new InvalidInputError(`${where}.data: required`, { details: { field: `${where}.data` } });

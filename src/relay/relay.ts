@@ -168,18 +168,55 @@ export class Relay {
     return next === null ? poll : Math.min(poll, Math.max(0, next - Date.now()));
   }
 
+  /**
+   * Publishes claimed rows in waves: wave n holds the n-th row of every key (rows without a key
+   * all go in the first wave). A wave is sent only after the previous one was confirmed, and a
+   * key whose row failed sends nothing more in this round, so an event is never confirmed ahead
+   * of an earlier event of its key. Distinct keys, the common case, make a single wave.
+   */
   private async publish(rows: OutboxRow[]): Promise<void> {
-    const { broker, outbox, logger } = this.deps;
-    const events = rows.map(outboxRowToEvent);
-    let results: PublishResult[];
+    const { outbox, logger } = this.deps;
+    const results: PublishResult[] = [];
+    const held: number[] = [];
+    const failedKeys = new Set<string>();
+    let brokerDown = false;
+    for (const wave of waves(rows)) {
+      const sendable: OutboxRow[] = brokerDown ? [] : wave.filter((row) => row.key === null || !failedKeys.has(row.key));
+      for (const row of wave) if (!sendable.includes(row)) held.push(row.id);
+      if (sendable.length === 0) continue;
+      const outcome = await this.publishWave(sendable);
+      results.push(...outcome);
+      const failed = outcome.filter((r) => !r.ok);
+      for (const result of failed) {
+        const key = sendable.find((row) => row.id === result.id)?.key;
+        if (key != null) failedKeys.add(key);
+      }
+      brokerDown = failed.length === sendable.length;
+    }
+    this.stats.batches++;
+    this.stats.published += results.filter((r) => r.ok).length;
     try {
-      await broker.publish(events);
-      results = rows.map((row) => ({ id: row.id, ok: true }));
+      outbox.settle(this.options.owner, results);
+      // Held rows were not tried: no attempt is counted, and the failed row ahead of them
+      // keeps them waiting through its backoff.
+      outbox.release(this.options.owner, held);
+    } catch (error) {
+      // The broker has the confirmed events; the rows stay claimed until the lease ends and are
+      // then published again. Consumers are idempotent: the cost is a duplicate, not a loss.
+      logger.error({ err: error, ids: rows.map((r) => r.id) }, 'relay could not record publish results');
+    }
+  }
+
+  private async publishWave(rows: OutboxRow[]): Promise<PublishResult[]> {
+    const { broker, logger } = this.deps;
+    try {
+      await broker.publish(rows.map(outboxRowToEvent));
       this.breaker.success();
+      return rows.map((row) => ({ id: row.id, ok: true }));
     } catch (error) {
       const failures = error instanceof PublishError ? error.failures : null;
       const now = Date.now();
-      results = rows.map((row): PublishResult => {
+      const results = rows.map((row): PublishResult => {
         const failure = failures ? failures.get(row.eventId) : error;
         if (failures && !failure) return { id: row.id, ok: true };
         const permanent = (failure as { retryable?: unknown } | undefined)?.retryable === false;
@@ -199,15 +236,7 @@ export class Relay {
         { err: error, broker: broker.kind, failed, batch: rows.length, eventIds: rows.slice(0, 10).map((r) => r.eventId) },
         'relay publish failed; rows stay pending',
       );
-    }
-    this.stats.batches++;
-    this.stats.published += results.filter((r) => r.ok).length;
-    try {
-      outbox.settle(this.options.owner, results);
-    } catch (error) {
-      // The broker has these events; the rows stay claimed until the lease ends and are then
-      // published again. Consumers are idempotent, so the cost is a duplicate, not a loss.
-      logger.error({ err: error, ids: rows.map((r) => r.id) }, 'relay could not record publish results');
+      return results;
     }
   }
 
@@ -223,4 +252,19 @@ export class Relay {
       this.deps.logger.warn({ err: error }, 'could not prune the outbox');
     }
   }
+}
+
+/** Splits rows (in outbox order) into waves: the n-th row of each key goes into wave n. */
+export function waves(rows: readonly OutboxRow[]): OutboxRow[][] {
+  const result: OutboxRow[][] = [];
+  const perKey = new Map<string, number>();
+  for (const row of rows) {
+    let index = 0;
+    if (row.key !== null) {
+      index = perKey.get(row.key) ?? 0;
+      perKey.set(row.key, index + 1);
+    }
+    (result[index] ??= []).push(row);
+  }
+  return result;
 }

@@ -2,6 +2,7 @@ import SchemaBuilder from '@pothos/core';
 import RelayPlugin from '@pothos/plugin-relay';
 import ValidationPlugin from '@pothos/plugin-validation';
 import { InvalidInputError } from '../errors.js';
+import { formatPath } from '../util/path.js';
 import type { GatewayContext } from './context.js';
 
 /** The one Pothos builder; each domain module in this folder adds its types and fields. */
@@ -28,7 +29,7 @@ export const builder = new SchemaBuilder<{
   validation: {
     validationError: (failure) => {
       const issue = failure.issues[0];
-      const path = (issue?.path ?? []).map((p) => (typeof p === 'object' ? String(p.key) : String(p))).join('.');
+      const path = formatPath(issue?.path ?? []);
       return new InvalidInputError(path ? `${path}: ${issue?.message}` : (issue?.message ?? 'invalid input'), {
         details: { field: path || undefined },
       });

@@ -1,0 +1,65 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig, parseConfigFile } from '../../src/config/config.js';
+import { ConfigError } from '../../src/errors.js';
+
+const consumer = { name: 'billing', topic: 'orders', webhook: { url: 'http://127.0.0.1:8080/events' } };
+
+function writeConfig(content: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'gw-config-')), 'gateway.json');
+  writeFileSync(path, content);
+  return path;
+}
+
+describe('configuration', () => {
+  it('has defaults for everything', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ port: 4000, databasePath: './data/gateway.db', broker: 'memory', maxEventBytes: 262144, consumers: [] });
+  });
+
+  it('fills consumer defaults: all types, 5 attempts, exponential backoff', () => {
+    const [parsed] = parseConfigFile({ consumers: [consumer] }).consumers;
+    expect(parsed).toEqual({
+      ...consumer,
+      webhook: { url: consumer.webhook.url, timeoutMs: 5000, headers: {} },
+      maxAttempts: 5,
+      backoff: { initialMs: 1000, maxMs: 60000, multiplier: 2, jitter: 0.2 },
+      prefetch: 10,
+    });
+  });
+
+  it.each([
+    [{ consumers: [{ ...consumer, topic: 'has space' }] }, 'consumers[0].topic'],
+    [{ consumers: [{ ...consumer, webhook: { url: 'ftp://x' } }] }, 'consumers[0].webhook.url'],
+    [{ consumers: [{ ...consumer, maxAttempts: 0 }] }, 'consumers[0].maxAttempts'],
+    [{ consumers: [{ ...consumer, backoff: { initialMs: 10, maxMs: 5 } }] }, 'consumers[0].backoff'],
+    [{ consumers: [{ ...consumer, retries: 3 }] }, 'unknown key consumers[0].retries'],
+    [{ consumer: [] }, 'unknown key consumer'],
+    [{ consumers: [consumer, consumer] }, 'consumers[1].name: "billing" is used twice'],
+    [{ consumers: [{ name: 'x', topic: 'orders' }] }, 'consumers[0].webhook: required'],
+  ])('names the bad key in %j', (json, expected) => {
+    expect(() => parseConfigFile(json)).toThrow(ConfigError);
+    expect(() => parseConfigFile(json)).toThrow(expected);
+  });
+
+  it('stops on a config file that is not JSON, naming the file', () => {
+    const path = writeConfig('{ "consumers": [ ');
+    expect(() => loadConfig({ GATEWAY_CONFIG: path })).toThrow(new RegExp(`GATEWAY_CONFIG .*gateway.json: not valid JSON`));
+  });
+
+  it('stops on a config file that does not exist', () => {
+    expect(() => loadConfig({ GATEWAY_CONFIG: '/nonexistent/gateway.json' })).toThrow(/cannot read the file \(ENOENT\)/);
+  });
+
+  it('names a bad environment variable', () => {
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/invalid environment: PORT/);
+    expect(() => loadConfig({ BROKER: 'carrier-pigeon' })).toThrow(/BROKER/);
+  });
+
+  it('reads consumers from the file', () => {
+    const path = writeConfig(JSON.stringify({ consumers: [consumer] }));
+    expect(loadConfig({ GATEWAY_CONFIG: path }).consumers.map((c) => c.name)).toEqual(['billing']);
+  });
+});

@@ -1,0 +1,147 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Delivery, Settlement } from '../../src/brokers/broker.js';
+import type { EventHandler } from '../../src/consumers/handlers/handler.js';
+import { currentCorrelation } from '../../src/consumers/middlewares/correlation.js';
+import { ConsumerStats, createPipeline, type ConsumerDefinition } from '../../src/consumers/pipeline.js';
+import { InvalidMessageError, PermanentHandlerError } from '../../src/errors.js';
+import { createDeadLetterRepository, type DeadLetterRepository, type DeadLetterRow } from '../../src/store/dead-letter-repository.js';
+import { createProcessedMessageRepository, type ProcessedMessageRepository } from '../../src/store/processed-message-repository.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { makeEvent } from '../helpers/events.js';
+import { openTempStore } from '../helpers/store.js';
+
+describe('consumer pipeline', () => {
+  let store: ReturnType<typeof openTempStore>;
+  let processed: ProcessedMessageRepository;
+  let deadLetters: DeadLetterRepository;
+  let announced: DeadLetterRow[];
+
+  beforeEach(() => {
+    store = openTempStore();
+    processed = createProcessedMessageRepository(store);
+    deadLetters = createDeadLetterRepository(store);
+    announced = [];
+  });
+  afterEach(() => store.cleanup());
+
+  function pipeline(handler: EventHandler, overrides: Partial<ConsumerDefinition> = {}) {
+    const stats = new ConsumerStats();
+    const definition: ConsumerDefinition = {
+      name: 'billing',
+      topic: 'orders',
+      maxAttempts: 3,
+      backoff: { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0 },
+      prefetch: 10,
+      handler,
+      description: 'function',
+      ...overrides,
+    };
+    const handle = createPipeline(definition, stats, {
+      processed,
+      deadLetters,
+      logger: silentLogger,
+      onDeadLetter: (row) => announced.push(row),
+    });
+    return { handle, stats };
+  }
+
+  const deliver = (handle: (d: Delivery) => Promise<Settlement>, event = makeEvent(), attempt = 1) => handle({ event, attempt });
+
+  it('acks a success and records it as processed', async () => {
+    const seen: string[] = [];
+    const { handle } = pipeline((event) => void seen.push(event.id));
+    const event = makeEvent();
+    expect(await deliver(handle, event)).toEqual({ kind: 'ack' });
+    expect(seen).toEqual([event.id]);
+    expect(processed.has('billing', event.id)).toBe(true);
+  });
+
+  it('skips an event it already processed (idempotent consumer)', async () => {
+    let calls = 0;
+    const { handle, stats } = pipeline(() => void calls++);
+    const event = makeEvent();
+    await deliver(handle, event);
+    expect(await deliver(handle, event, 1)).toEqual({ kind: 'ack' });
+    expect(calls).toBe(1);
+    expect(stats.duplicatesSkipped).toBe(1);
+  });
+
+  it('retries a failure with exponentially growing delays', async () => {
+    const { handle, stats } = pipeline(() => {
+      throw new Error('downstream 503');
+    });
+    const event = makeEvent();
+    expect(await deliver(handle, event, 1)).toEqual({ kind: 'retry', delayMs: 100, error: 'downstream 503' });
+    expect(await deliver(handle, event, 2)).toEqual({ kind: 'retry', delayMs: 200, error: 'downstream 503' });
+    expect(stats.retrying.has(event.id)).toBe(true);
+    expect(deadLetters.list({}, { limit: 10, inverted: false })).toHaveLength(0);
+  });
+
+  it('dead-letters after maxAttempts with the error, and announces it', async () => {
+    const { handle, stats } = pipeline(() => {
+      throw new Error('still broken');
+    });
+    const event = makeEvent();
+    expect(await deliver(handle, event, 3)).toEqual({ kind: 'dead-letter', error: 'still broken' });
+    const [row] = deadLetters.list({}, { limit: 10, inverted: false });
+    expect(row).toMatchObject({ consumer: 'billing', eventId: event.id, error: 'still broken', attempts: 3, status: 'DEAD' });
+    expect(announced.map((r) => r.id)).toEqual([row!.id]);
+    expect(stats.retrying.size).toBe(0);
+    expect(processed.has('billing', event.id)).toBe(false);
+  });
+
+  it('dead-letters a permanent failure at once', async () => {
+    const { handle } = pipeline(() => {
+      throw new PermanentHandlerError('order does not exist');
+    });
+    expect(await deliver(handle, makeEvent(), 1)).toEqual({ kind: 'dead-letter', error: 'order does not exist' });
+  });
+
+  it('dead-letters an undecodable message without running the handler', async () => {
+    let calls = 0;
+    const { handle } = pipeline(() => void calls++);
+    const settlement = await handle({ event: makeEvent(), attempt: 1, invalid: new InvalidMessageError('message body is not JSON') });
+    expect(settlement).toEqual({ kind: 'dead-letter', error: 'message body is not JSON' });
+    expect(calls).toBe(0);
+    expect(deadLetters.list({}, { limit: 10, inverted: false })).toHaveLength(1);
+  });
+
+  it('acks types it was not asked for without handling them', async () => {
+    let calls = 0;
+    const { handle } = pipeline(() => void calls++, { types: ['order.created'] });
+    expect(await deliver(handle, makeEvent({ type: 'order.cancelled' }))).toEqual({ kind: 'ack' });
+    await deliver(handle, makeEvent({ type: 'order.created' }));
+    expect(calls).toBe(1);
+  });
+
+  it('runs one key in order while other keys go concurrently', async () => {
+    const log: string[] = [];
+    const { handle } = pipeline(async (event) => {
+      const { seq, key } = event.data as { seq: number; key: string };
+      log.push(`start ${key}${seq}`);
+      await new Promise((r) => setTimeout(r, key === 'a' ? 30 - seq * 10 : 1));
+      log.push(`end ${key}${seq}`);
+    });
+    await Promise.all([
+      deliver(handle, makeEvent({ key: 'a', data: { key: 'a', seq: 0 } })),
+      deliver(handle, makeEvent({ key: 'a', data: { key: 'a', seq: 1 } })),
+      deliver(handle, makeEvent({ key: 'b', data: { key: 'b', seq: 0 } })),
+    ]);
+    // a1 starts only after a0 ended, even though a1 is faster; b0 does not wait for a.
+    expect(log.indexOf('start a1')).toBeGreaterThan(log.indexOf('end a0'));
+    expect(log.indexOf('end b0')).toBeLessThan(log.indexOf('end a0'));
+  });
+
+  it('gives the handler the correlation id, and the context to code it calls', async () => {
+    let seen: unknown;
+    let context: unknown;
+    const { handle } = pipeline((_event, ctx) => {
+      seen = ctx.correlationId;
+      context = currentCorrelation();
+    });
+    const event = makeEvent({ correlationId: 'corr-1' });
+    await deliver(handle, event);
+    expect(seen).toBe('corr-1');
+    expect(context).toEqual({ consumer: 'billing', eventId: event.id, correlationId: 'corr-1' });
+  });
+});

@@ -1,0 +1,136 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Relay, type RelayOptions } from '../../src/relay/relay.js';
+import { createOutboxRepository, type OutboxRepository } from '../../src/store/outbox-repository.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { Signal } from '../../src/util/signal.js';
+import { makeEvent, waitFor } from '../helpers/events.js';
+import { FlakyBroker } from '../helpers/flaky-broker.js';
+import { openTempStore } from '../helpers/store.js';
+
+describe('relay', () => {
+  let store: ReturnType<typeof openTempStore>;
+  let wake: Signal;
+  let outbox: OutboxRepository;
+  let broker: FlakyBroker;
+  const relays: Relay[] = [];
+
+  const startRelay = (options: RelayOptions = {}) => {
+    const relay = new Relay(
+      { outbox, broker, wake, logger: silentLogger },
+      {
+        // A poll this slow proves that a commit, not the poll, wakes the relay.
+        pollIntervalMs: 60_000,
+        backoff: { initialMs: 30, maxMs: 200, multiplier: 2, jitter: 0 },
+        circuitBreaker: { failureThreshold: 3, cooldown: { initialMs: 100, maxMs: 200, multiplier: 2, jitter: 0 } },
+        ...options,
+      },
+    );
+    relay.start();
+    relays.push(relay);
+    return relay;
+  };
+
+  beforeEach(() => {
+    store = openTempStore();
+    wake = new Signal();
+    outbox = createOutboxRepository(store, { onAppend: () => wake.notify() });
+    broker = new FlakyBroker();
+  });
+  afterEach(async () => {
+    broker.release();
+    await Promise.all(relays.splice(0).map((r) => r.stop()));
+    store.cleanup();
+  });
+
+  it('wakes on commit, not on the poll, and marks rows PUBLISHED once confirmed', async () => {
+    startRelay();
+    await new Promise((r) => setTimeout(r, 50)); // let it go idle on its 60 s poll
+    const { row } = outbox.append([makeEvent()])[0]!;
+    await waitFor(() => outbox.get(row.id)?.status === 'PUBLISHED', 2000, 'row published');
+    expect(broker.published).toHaveLength(1);
+  });
+
+  it('keeps rows PENDING until the broker confirms', async () => {
+    broker.hold();
+    startRelay();
+    outbox.append([makeEvent(), makeEvent()]);
+    await waitFor(() => broker.publishCalls > 0, 2000, 'publish started');
+    expect(outbox.count('PENDING')).toBe(2);
+    broker.release();
+    await waitFor(() => outbox.count('PUBLISHED') === 2, 2000, 'rows published');
+  });
+
+  it('records attempts and the error, backs off, then publishes', async () => {
+    const event = makeEvent();
+    broker.failOnce.add(event.id);
+    startRelay();
+    const { row } = outbox.append([event])[0]!;
+    await waitFor(() => outbox.get(row.id)?.attempts === 1, 2000, 'first failure recorded');
+    const failed = outbox.get(row.id)!;
+    expect(failed.lastError).toBe('not confirmed');
+    expect(['PENDING', 'PUBLISHED']).toContain(failed.status);
+    await waitFor(() => outbox.get(row.id)?.status === 'PUBLISHED', 2000, 'published after retry');
+    expect(outbox.get(row.id)).toMatchObject({ attempts: 1, lastError: 'not confirmed' });
+  });
+
+  it('keeps per-key order when an earlier event of the key fails', async () => {
+    const events = Array.from({ length: 30 }, (_, i) => makeEvent({ key: `k${i % 3}`, data: { seq: i } }));
+    broker.failOnce.add(events[0]!.id); // k0's first event fails once
+    broker.failOnce.add(events[4]!.id); // and one of k1's later events
+    startRelay({ batchSize: 7 });
+    outbox.append(events);
+    await waitFor(() => outbox.count('PUBLISHED') === 30, 5000, 'all published');
+    for (const key of ['k0', 'k1', 'k2']) {
+      const seqs = broker.published.filter((e) => e.key === key).map((e) => (e.data as { seq: number }).seq);
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      expect(seqs).toHaveLength(10);
+    }
+  });
+
+  it('marks an event the broker refuses for good as FAILED and goes on with the rest', async () => {
+    const bad = makeEvent();
+    broker.rejectForever.add(bad.id);
+    startRelay();
+    outbox.append([bad, makeEvent()]);
+    await waitFor(() => outbox.count('FAILED') === 1 && outbox.count('PUBLISHED') === 1, 2000, 'settled');
+    expect(outbox.getByEventId(bad.id)).toMatchObject({ status: 'FAILED', lastError: 'refused for good', attempts: 1 });
+  });
+
+  it('opens the circuit while the broker is down, stops hammering it, and closes when it is back', async () => {
+    broker.down = true;
+    const relay = startRelay({ batchSize: 10 });
+    outbox.append(Array.from({ length: 25 }, () => makeEvent()));
+    await waitFor(() => relay.breaker.state === 'OPEN', 2000, 'circuit open');
+    const callsWhenOpened = broker.publishCalls;
+    await new Promise((r) => setTimeout(r, 80));
+    // Open: at most the half-open probe went out in the meantime.
+    expect(broker.publishCalls - callsWhenOpened).toBeLessThanOrEqual(1);
+    expect(outbox.count('PENDING')).toBe(25);
+    broker.down = false;
+    await waitFor(() => outbox.count('PUBLISHED') === 25, 5000, 'backlog drained');
+    expect(relay.breaker.state).toBe('CLOSED');
+    expect(new Set(broker.published.map((e) => e.id)).size).toBe(25);
+  });
+
+  it('drains the batch in flight on stop', async () => {
+    broker.hold();
+    const relay = startRelay();
+    outbox.append([makeEvent(), makeEvent()]);
+    await waitFor(() => broker.publishCalls > 0, 2000, 'publish started');
+    const stopped = relay.stop();
+    broker.release();
+    await stopped;
+    expect(outbox.count('PUBLISHED')).toBe(2);
+  });
+
+  it('publishes each row once when two relays share the outbox', async () => {
+    startRelay({ batchSize: 5, owner: 'one' });
+    startRelay({ batchSize: 5, owner: 'two' });
+    const events = Array.from({ length: 200 }, (_, i) => makeEvent({ key: `k${i % 7}` }));
+    for (let i = 0; i < events.length; i += 20) outbox.append(events.slice(i, i + 20));
+    await waitFor(() => outbox.count('PUBLISHED') === 200, 5000, 'all published');
+    const ids = broker.published.map((e) => e.id);
+    expect(ids).toHaveLength(200);
+    expect(new Set(ids).size).toBe(200);
+  });
+});

@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import type { GatewayEvent } from '../../src/events/event.js';
+import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
+import { SubscriberOverflowError, SubscriptionHub } from '../../src/subscriptions/subscription-hub.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { makeEvent, waitFor } from '../helpers/events.js';
+
+class CountingBroker extends MemoryBroker {
+  subscribeCalls = 0;
+  closedSubscriptions = 0;
+  override async subscribe(topic: string, onEvent: (event: GatewayEvent) => void) {
+    this.subscribeCalls++;
+    const sub = await super.subscribe(topic, onEvent);
+    return { close: async () => (this.closedSubscriptions++, sub.close()) };
+  }
+}
+
+async function take(stream: AsyncIterator<GatewayEvent>, n: number): Promise<GatewayEvent[]> {
+  const out: GatewayEvent[] = [];
+  while (out.length < n) {
+    const next = await stream.next();
+    if (next.done) break;
+    out.push(next.value);
+  }
+  return out;
+}
+
+describe('subscription hub', () => {
+  it('shares one broker subscription per topic between all subscribers', async () => {
+    const broker = new CountingBroker();
+    const hub = new SubscriptionHub(broker, silentLogger);
+    const streams = await Promise.all(Array.from({ length: 50 }, () => hub.subscribe('orders')));
+    expect(broker.subscribeCalls).toBe(1);
+    await broker.publish([makeEvent({ topic: 'orders', id: 'e1' })]);
+    for (const s of streams) expect((await take(s, 1))[0]!.id).toBe('e1');
+    streams.slice(1).forEach((s) => s.close());
+    expect(broker.closedSubscriptions).toBe(0);
+    streams[0]!.close();
+    await waitFor(() => broker.closedSubscriptions === 1, 1000, 'broker subscription closed');
+    expect(hub.stats()).toEqual([]);
+  });
+
+  it('filters by type per subscriber', async () => {
+    const broker = new MemoryBroker();
+    const hub = new SubscriptionHub(broker, silentLogger);
+    const created = await hub.subscribe('orders', { types: ['order.created'] });
+    const all = await hub.subscribe('orders');
+    await broker.publish([makeEvent({ topic: 'orders', type: 'order.paid' }), makeEvent({ topic: 'orders', type: 'order.created' })]);
+    expect((await take(created, 1)).map((e) => e.type)).toEqual(['order.created']);
+    expect((await take(all, 2)).map((e) => e.type)).toEqual(['order.paid', 'order.created']);
+  });
+
+  it('cuts off a subscriber that falls behind its buffer, without touching the others', async () => {
+    const broker = new MemoryBroker();
+    const hub = new SubscriptionHub(broker, silentLogger, { bufferSize: 5 });
+    const slow = await hub.subscribe('orders');
+    const fast = await hub.subscribe('orders');
+    const received: string[] = [];
+    const reading = (async () => {
+      for await (const e of fast) {
+        received.push(e.id);
+        if (received.length === 20) break;
+      }
+    })();
+    for (let i = 0; i < 20; i++) {
+      await broker.publish([makeEvent({ topic: 'orders', id: `e${i}` })]);
+      await new Promise((r) => setImmediate(r));
+    }
+    await reading;
+    expect(received).toHaveLength(20);
+    await expect(slow.next()).rejects.toBeInstanceOf(SubscriberOverflowError);
+    expect((await slow.next()).done).toBe(true);
+  });
+});
