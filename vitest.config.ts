@@ -1,5 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
+/** Tests that talk to a live RabbitMQ, Kafka or NATS, and may stop and start it. */
+const LIVE_BROKER_TESTS = ['tests/brokers/**/*.test.ts', 'tests/conformance/{rabbitmq,kafka,nats}*.test.ts'];
+
 export default defineConfig({
   resolve: {
     // graphql@16 ships both index.js (CJS) and index.mjs. Node (and so Pothos and Yoga) loads
@@ -8,12 +11,22 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }],
   },
   test: {
-    include: ['tests/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
     // Two cores: keep parallelism modest so timing-sensitive broker tests are not starved.
     maxWorkers: 2,
     env: { LOG_LEVEL: 'silent' },
+    projects: [
+      {
+        extends: true,
+        test: { name: 'core', include: ['tests/**/*.test.ts'], exclude: LIVE_BROKER_TESTS },
+      },
+      {
+        extends: true,
+        // One file at a time: a file that restarts a broker must not pull it away from another.
+        test: { name: 'brokers', include: LIVE_BROKER_TESTS, fileParallelism: false, testTimeout: 120_000 },
+      },
+    ],
   },
 });

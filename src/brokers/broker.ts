@@ -1,4 +1,5 @@
 import type { GatewayEvent } from '../events/event.js';
+import type { BackoffPolicy } from '../util/backoff.js';
 
 /**
  * What a broker can promise. Tests and callers branch on these flags, never on `kind`.
@@ -27,6 +28,13 @@ export interface ConsumerBinding {
   readonly types?: readonly string[] | undefined;
   /** Most messages delivered to this process and not yet settled. */
   readonly prefetch: number;
+  /**
+   * The pipeline's limits, for broker-side safety nets only (e.g. JetStream `max_deliver` above
+   * `maxAttempts`, redelivery delays after an ack timeout). The pipeline decides retries and
+   * dead letters; an adapter never dead-letters on its own count.
+   */
+  readonly maxAttempts?: number | undefined;
+  readonly backoff?: BackoffPolicy | undefined;
 }
 
 /** One delivery of a message to a durable consumer. */

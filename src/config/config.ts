@@ -8,7 +8,7 @@ import { formatPath } from '../util/path.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-export const BROKER_KINDS = ['memory'] as const;
+export const BROKER_KINDS = ['memory', 'rabbitmq', 'kafka', 'nats'] as const;
 export type BrokerKind = (typeof BROKER_KINDS)[number];
 
 /** Settings read from the environment (all optional, with defaults). */
@@ -27,6 +27,19 @@ const envSchema = z.object({
   OUTBOX_RETENTION_HOURS: z.coerce.number().min(0).default(168),
   PROCESSED_RETENTION_HOURS: z.coerce.number().min(0).default(720),
   SUBSCRIBER_BUFFER: int(1, 1_000_000).default(1000),
+  RABBITMQ_URL: z.string().regex(/^amqps?:\/\//, 'must be an amqp:// or amqps:// URL').default('amqp://guest:guest@127.0.0.1:5672'),
+  RABBITMQ_EXCHANGE: z.string().min(1).max(200).default('events'),
+  KAFKA_BROKERS: z
+    .string()
+    .regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'must be host:port[,host:port…]')
+    .default('127.0.0.1:9092'),
+  KAFKA_CLIENT_ID: z.string().min(1).default('event-gateway'),
+  KAFKA_PARTITIONS: int(1, 10_000).default(3),
+  KAFKA_COMPRESSION: z.enum(['none', 'gzip', 'snappy']).default('none'),
+  NATS_URL: z.string().regex(/^(nats|tls|wss?):\/\//, 'must be a nats:// URL').default('nats://127.0.0.1:4222'),
+  NATS_STREAM: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, "_" or "-"').default('EVENTS'),
+  NATS_JETSTREAM: z.enum(['required', 'off']).default('required'),
+  NATS_MAX_AGE_MS: int(0, Number.MAX_SAFE_INTEGER).default(0),
 });
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
@@ -56,9 +69,19 @@ const consumerSchema = z.strictObject({
   prefetch: int(1, 10_000).default(10),
 });
 
+const topicSettingsSchema = z.strictObject({
+  /** Messages older than this are dropped by the broker where it supports a TTL. */
+  ttlMs: int(1, Number.MAX_SAFE_INTEGER).optional(),
+  /** Kafka partitions for this topic (default KAFKA_PARTITIONS). */
+  partitions: int(1, 10_000).optional(),
+});
+
 const fileSchema = z.strictObject({
   consumers: z.array(consumerSchema).default([]),
+  topics: z.record(topicSchema, topicSettingsSchema).default({}),
 });
+
+export type TopicSettings = z.infer<typeof topicSettingsSchema>;
 
 export type ConsumerConfig = z.infer<typeof consumerSchema> & {
   /** For library users: a function handler instead of a webhook. */
@@ -80,6 +103,21 @@ export interface GatewayConfig {
   readonly processedRetentionMs: number;
   readonly subscriberBuffer: number;
   readonly consumers: readonly ConsumerConfig[];
+  readonly brokers: BrokerSettings;
+}
+
+/** Everything the broker adapters read; each adapter takes its own part plus `topics`. */
+export interface BrokerSettings {
+  readonly rabbitmq: { readonly url: string; readonly exchange: string };
+  readonly kafka: {
+    readonly brokers: readonly string[];
+    readonly clientId: string;
+    readonly partitions: number;
+    readonly compression: 'none' | 'gzip' | 'snappy';
+  };
+  readonly nats: { readonly url: string; readonly stream: string; readonly jetstream: 'required' | 'off'; readonly maxAgeMs: number };
+  /** Per-topic settings from the config file. */
+  readonly topics: Readonly<Record<string, TopicSettings>>;
 }
 
 const HOUR = 3600 * 1000;
@@ -89,7 +127,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const parsedEnv = envSchema.safeParse(blankToUndefined(env));
   if (!parsedEnv.success) throw new ConfigError(`invalid environment: ${describe(parsedEnv.error)}`);
   const e = parsedEnv.data;
-  const file = e.GATEWAY_CONFIG ? readConfigFile(e.GATEWAY_CONFIG) : { consumers: [] };
+  const file = e.GATEWAY_CONFIG ? readConfigFile(e.GATEWAY_CONFIG) : { consumers: [], topics: {} };
   return {
     port: e.PORT,
     host: e.HOST,
@@ -103,6 +141,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     processedRetentionMs: e.PROCESSED_RETENTION_HOURS * HOUR,
     subscriberBuffer: e.SUBSCRIBER_BUFFER,
     consumers: file.consumers,
+    brokers: {
+      rabbitmq: { url: e.RABBITMQ_URL, exchange: e.RABBITMQ_EXCHANGE },
+      kafka: { brokers: e.KAFKA_BROKERS.split(','), clientId: e.KAFKA_CLIENT_ID, partitions: e.KAFKA_PARTITIONS, compression: e.KAFKA_COMPRESSION },
+      nats: { url: e.NATS_URL, stream: e.NATS_STREAM, jetstream: e.NATS_JETSTREAM, maxAgeMs: e.NATS_MAX_AGE_MS },
+      topics: file.topics,
+    },
   };
 }
 

@@ -55,7 +55,14 @@ export class ConsumerManager {
       if (this.consumers.has(definition.name)) throw new Error(`consumer "${definition.name}" is defined twice`);
       this.consumers.set(definition.name, {
         definition,
-        binding: { name: definition.name, topic: definition.topic, types: definition.types, prefetch: definition.prefetch },
+        binding: {
+          name: definition.name,
+          topic: definition.topic,
+          types: definition.types,
+          prefetch: definition.prefetch,
+          maxAttempts: definition.maxAttempts,
+          backoff: definition.backoff,
+        },
         stats: new ConsumerStats(),
         handle: undefined,
       });

@@ -1,3 +1,4 @@
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { GraphQLError } from 'graphql';
 import { gatewaySchema } from '../schema/index.js';
@@ -42,6 +43,8 @@ export function createGatewayYoga(options: YogaOptions): GatewayYoga {
     landingPage: false,
     context: (initial) => ({ services, correlationId: correlationIdFrom(initial) }),
     graphiql: { title: 'event-gateway', subscriptionsProtocol: 'WS', defaultQuery: EXAMPLE_QUERY },
+    // Served from the package, not a CDN: GraphiQL works on hosts without internet access.
+    renderGraphiQL,
     maskedErrors: { maskError },
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),

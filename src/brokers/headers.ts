@@ -1,0 +1,35 @@
+import type { GatewayEvent } from '../events/event.js';
+
+/**
+ * The gateway's own attempt counter, carried on messages it sends back for a retry. Brokers'
+ * own counters are not relied on (RabbitMQ's `x-death` count stops counting in 3.13+).
+ */
+export const ATTEMPT_HEADER = 'x-gateway-attempt';
+
+/** Correlation travels as a plain header too, for tools that never parse the body. */
+export const CORRELATION_HEADER = 'x-correlation-id';
+
+/**
+ * CloudEvents attributes as transport headers, next to the structured body, so that brokers'
+ * tools and plain clients can route and filter without parsing JSON. The body stays the source
+ * of truth. `prefix` follows each protocol binding: `ce_` (Kafka), `cloudEvents:` (AMQP),
+ * `ce-` (NATS, as in HTTP).
+ */
+export function cloudEventHeaders(event: GatewayEvent, prefix: string): Record<string, string> {
+  const headers: Record<string, string> = {
+    [`${prefix}specversion`]: '1.0',
+    [`${prefix}id`]: event.id,
+    [`${prefix}source`]: event.source,
+    [`${prefix}type`]: event.type,
+    [`${prefix}time`]: event.time.toISOString(),
+    [`${prefix}topic`]: event.topic,
+  };
+  if (event.subject !== null) headers[`${prefix}subject`] = event.subject;
+  if (event.key !== null) headers[`${prefix}partitionkey`] = event.key;
+  if (event.correlationId !== null) {
+    headers[`${prefix}correlationid`] = event.correlationId;
+    headers[CORRELATION_HEADER] = event.correlationId;
+  }
+  if (event.causationId !== null) headers[`${prefix}causationid`] = event.causationId;
+  return headers;
+}

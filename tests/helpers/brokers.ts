@@ -1,0 +1,27 @@
+import { connect } from 'node:net';
+
+/** True when something accepts TCP connections on host:port within `timeoutMs`. */
+export function reachable(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * Decides whether a live-broker test file runs. On CI (`CI` set) an unreachable broker is an
+ * error that fails the run; on a developer machine the file is skipped with a loud note.
+ */
+export async function requireBroker(name: string, host: string, port: number): Promise<boolean> {
+  if (await reachable(host, port)) return true;
+  const message = `${name} is not reachable on ${host}:${port} (run scripts/brokers.sh up)`;
+  if (process.env['CI']) throw new Error(`${message}; CI is set, so this fails the run`);
+  process.stderr.write(`\n*** SKIPPING ${name} tests: ${message}\n`);
+  return false;
+}
