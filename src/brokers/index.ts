@@ -1,4 +1,5 @@
 import type { GatewayConfig } from '../config/config.js';
+import { ConfigError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './memory/memory-broker.js';
@@ -8,6 +9,8 @@ export function createBroker(config: GatewayConfig, _logger: Logger): Broker {
   switch (config.broker) {
     case 'memory':
       return new MemoryBroker();
+    default:
+      throw new ConfigError(`BROKER=${config.broker}: this adapter is not built yet`);
   }
 }
 
