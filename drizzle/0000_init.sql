@@ -20,14 +20,8 @@ CREATE TABLE `outbox` (
 	`event_id` text NOT NULL,
 	`topic` text NOT NULL,
 	`type` text NOT NULL,
-	`source` text NOT NULL,
-	`subject` text,
 	`key` text,
-	`time` integer NOT NULL,
-	`data_content_type` text NOT NULL,
-	`data` text NOT NULL,
-	`correlation_id` text,
-	`causation_id` text,
+	`body` text NOT NULL,
 	`status` text DEFAULT 'PENDING' NOT NULL,
 	`attempts` integer DEFAULT 0 NOT NULL,
 	`last_error` text,
@@ -39,8 +33,8 @@ CREATE TABLE `outbox` (
 );
 --> statement-breakpoint
 CREATE UNIQUE INDEX `outbox_event_id_unique` ON `outbox` (`event_id`);--> statement-breakpoint
-CREATE INDEX `outbox_status_id_idx` ON `outbox` (`status`,`id`);--> statement-breakpoint
-CREATE INDEX `outbox_status_published_at_idx` ON `outbox` (`status`,`published_at`);--> statement-breakpoint
+CREATE INDEX `outbox_pending_idx` ON `outbox` (`id`) WHERE "outbox"."status" = 'PENDING';--> statement-breakpoint
+CREATE INDEX `outbox_pending_key_idx` ON `outbox` (`key`,`id`) WHERE "outbox"."status" = 'PENDING' and "outbox"."key" is not null;--> statement-breakpoint
 CREATE TABLE `processed_messages` (
 	`consumer` text NOT NULL,
 	`event_id` text NOT NULL,

@@ -43,8 +43,40 @@ export function toCloudEvent(event: GatewayEvent): StructuredCloudEvent {
   return ce;
 }
 
+/** Wire bodies already known for an event object (e.g. read from the outbox), by identity. */
+const encodedBodies = new WeakMap<GatewayEvent, Buffer>();
+
+/** The structured CloudEvent JSON of an event, as bytes; reuses a body the event was read from. */
 export function encodeEvent(event: GatewayEvent): Buffer {
-  return Buffer.from(JSON.stringify(toCloudEvent(event)));
+  let body = encodedBodies.get(event);
+  if (!body) {
+    body = Buffer.from(JSON.stringify(toCloudEvent(event)));
+    encodedBodies.set(event, body);
+  }
+  return body;
+}
+
+/**
+ * Reads an event the gateway itself encoded and stored (outbox, dead letters): no validation,
+ * and the stored text is kept as the event's wire body so it is not encoded again.
+ */
+export function decodeStoredEvent(text: string): GatewayEvent {
+  const ce = JSON.parse(text) as StructuredCloudEvent;
+  const event: GatewayEvent = {
+    id: ce.id,
+    source: ce.source,
+    type: ce.type,
+    topic: ce.topic,
+    subject: ce.subject ?? null,
+    time: new Date(ce.time),
+    dataContentType: ce.datacontenttype,
+    data: ce.data ?? null,
+    key: ce.partitionkey ?? null,
+    correlationId: ce.correlationid ?? null,
+    causationId: ce.causationid ?? null,
+  };
+  encodedBodies.set(event, Buffer.from(text));
+  return event;
 }
 
 const optionalText = z.string().min(1).optional();

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Broker } from '../brokers/broker.js';
 import { errorMessage, PublishError } from '../errors.js';
-import { outboxRowToEvent, type OutboxRepository, type OutboxRow, type PublishResult } from '../store/outbox-repository.js';
+import { outboxRowToEvent, type ClaimedRow, type OutboxRepository, type PublishResult } from '../store/outbox-repository.js';
 import { backoffDelay, sleep, type BackoffPolicy } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
 import type { Signal } from '../util/signal.js';
@@ -126,12 +126,13 @@ export class Relay {
         continue;
       }
       if (!this.breaker.tryAcquire()) {
-        // Open circuit (or a probe out): wait for the cooldown, or for the probe to settle.
-        await Promise.race([sleep(Math.max(50, this.breaker.waitMs()), this.abort.signal), ...this.inFlight]);
+        // Open circuit, or a probe out: wait for the probe's verdict, else for the cooldown.
+        if (this.inFlight.size > 0) await Promise.race(this.inFlight);
+        else await sleep(Math.max(50, this.breaker.waitMs()), this.abort.signal);
         continue;
       }
       const probing = this.breaker.probing;
-      let rows: OutboxRow[];
+      let rows: ClaimedRow[];
       try {
         rows = outbox.claim({
           owner: this.options.owner,
@@ -146,7 +147,9 @@ export class Relay {
       }
       if (rows.length === 0) {
         this.breaker.release();
-        if (this.inFlight.size > 0) await Promise.race([this.deps.wake.wait(this.idleWaitMs(), this.abort.signal), ...this.inFlight]);
+        // With a batch out, its end is the next moment worth looking again (a commit meanwhile
+        // is remembered by the signal); otherwise sleep until woken, due, or the poll.
+        if (this.inFlight.size > 0) await Promise.race(this.inFlight);
         else await this.deps.wake.wait(this.idleWaitMs(), this.abort.signal);
         continue;
       }
@@ -174,14 +177,14 @@ export class Relay {
    * key whose row failed sends nothing more in this round, so an event is never confirmed ahead
    * of an earlier event of its key. Distinct keys, the common case, make a single wave.
    */
-  private async publish(rows: OutboxRow[]): Promise<void> {
+  private async publish(rows: ClaimedRow[]): Promise<void> {
     const { outbox, logger } = this.deps;
     const results: PublishResult[] = [];
     const held: number[] = [];
     const failedKeys = new Set<string>();
     let brokerDown = false;
     for (const wave of waves(rows)) {
-      const sendable: OutboxRow[] = brokerDown ? [] : wave.filter((row) => row.key === null || !failedKeys.has(row.key));
+      const sendable: ClaimedRow[] = brokerDown ? [] : wave.filter((row) => row.key === null || !failedKeys.has(row.key));
       for (const row of wave) if (!sendable.includes(row)) held.push(row.id);
       if (sendable.length === 0) continue;
       const outcome = await this.publishWave(sendable);
@@ -207,7 +210,7 @@ export class Relay {
     }
   }
 
-  private async publishWave(rows: OutboxRow[]): Promise<PublishResult[]> {
+  private async publishWave(rows: ClaimedRow[]): Promise<PublishResult[]> {
     const { broker, logger } = this.deps;
     try {
       await broker.publish(rows.map(outboxRowToEvent));
@@ -255,8 +258,8 @@ export class Relay {
 }
 
 /** Splits rows (in outbox order) into waves: the n-th row of each key goes into wave n. */
-export function waves(rows: readonly OutboxRow[]): OutboxRow[][] {
-  const result: OutboxRow[][] = [];
+export function waves(rows: readonly ClaimedRow[]): ClaimedRow[][] {
+  const result: ClaimedRow[][] = [];
   const perKey = new Map<string, number>();
   for (const row of rows) {
     let index = 0;

@@ -28,8 +28,13 @@ export interface StoreOptions {
 export interface Store {
   readonly db: Db;
   readonly sqlite: Database.Database;
-  /** Runs `fn` in one IMMEDIATE transaction (takes the write lock up front, so no upgrade deadlock). */
-  transaction<T>(fn: () => T): T;
+  /**
+   * Runs `fn` in one IMMEDIATE transaction (takes the write lock up front, so no upgrade
+   * deadlock). `relaxed` skips the fsync for bookkeeping that can be redone: an OS crash may
+   * forget it (the relay then publishes an event again), never an event. The next durable commit
+   * fsyncs the log, relaxed commits included.
+   */
+  transaction<T>(fn: () => T, options?: { relaxed?: boolean }): T;
   /** Cheap round trip used by the readiness check. */
   ping(): void;
   close(): void;
@@ -47,10 +52,24 @@ export function openStore(options: StoreOptions): Store {
   sqlite.pragma('foreign_keys = ON');
   const db = drizzle(sqlite, { schema: tables });
   guard('apply migrations', () => migrate(db, { migrationsFolder: MIGRATIONS }));
+  const durable = options.synchronous ?? 'FULL';
+  let current: string = durable;
+  // The pragma cannot change inside a transaction; transactions here are synchronous, so
+  // setting it right before BEGIN is safe.
+  const useSynchronous = (mode: string) => {
+    if (current !== mode) {
+      sqlite.pragma(`synchronous = ${mode}`);
+      current = mode;
+    }
+  };
   return {
     db,
     sqlite,
-    transaction: (fn) => guard('write', () => sqlite.transaction(fn).immediate()),
+    transaction: (fn, txOptions) =>
+      guard('write', () => {
+        useSynchronous(txOptions?.relaxed ? 'NORMAL' : durable);
+        return sqlite.transaction(fn).immediate();
+      }),
     ping: () => guard('read', () => sqlite.prepare('select 1').get()),
     close: () => sqlite.close(),
   };

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 export const OUTBOX_STATUSES = ['PENDING', 'PUBLISHED', 'FAILED'] as const;
@@ -10,7 +11,10 @@ const timestamp = (name: string) => integer(name, { mode: 'timestamp_ms' });
 
 /**
  * Events waiting for (or done with) the relay. `id` is the commit order the relay follows.
- * A row is claimed by one relay at a time (`claimed_by` until `claim_expires_at`).
+ * `body` is the event exactly as it goes on the wire (structured CloudEvent JSON), written once
+ * by the mutation, so the relay sends stored bytes instead of re-encoding; `topic`, `type` and
+ * `key` are copied out for filtering and ordering. A row is claimed by one relay at a time
+ * (`claimed_by` until `claim_expires_at`).
  */
 export const outbox = sqliteTable(
   'outbox',
@@ -19,15 +23,8 @@ export const outbox = sqliteTable(
     eventId: text('event_id').notNull(),
     topic: text('topic').notNull(),
     type: text('type').notNull(),
-    source: text('source').notNull(),
-    subject: text('subject'),
     key: text('key'),
-    time: timestamp('time').notNull(),
-    dataContentType: text('data_content_type').notNull(),
-    /** The event's data as JSON text. */
-    data: text('data').notNull(),
-    correlationId: text('correlation_id'),
-    causationId: text('causation_id'),
+    body: text('body').notNull(),
     status: text('status', { enum: OUTBOX_STATUSES }).notNull().default('PENDING'),
     attempts: integer('attempts').notNull().default(0),
     lastError: text('last_error'),
@@ -39,8 +36,11 @@ export const outbox = sqliteTable(
   },
   (t) => [
     uniqueIndex('outbox_event_id_unique').on(t.eventId),
-    index('outbox_status_id_idx').on(t.status, t.id),
-    index('outbox_status_published_at_idx').on(t.status, t.publishedAt),
+    // Partial indexes hold PENDING rows only: publishing a row removes two small index entries
+    // instead of rewriting a status index, and PUBLISHED rows cost no index space.
+    index('outbox_pending_idx').on(t.id).where(sql`${t.status} = 'PENDING'`),
+    // For the claim: "is an earlier row of this key still pending?"
+    index('outbox_pending_key_idx').on(t.key, t.id).where(sql`${t.status} = 'PENDING' and ${t.key} is not null`),
   ],
 );
 

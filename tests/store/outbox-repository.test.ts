@@ -34,7 +34,7 @@ describe('outbox repository', () => {
     outbox.append([event]);
     const [again] = outbox.append([{ ...event, data: { changed: true } }]);
     expect(again!.duplicate).toBe(true);
-    expect(JSON.parse(again!.row.data)).toEqual(event.data);
+    expect(outboxRowToEvent(again!.row).data).toEqual(event.data);
     expect(outbox.list({}, page)).toHaveLength(1);
     expect(appended).toBe(1);
   });

@@ -1,0 +1,131 @@
+/**
+ * `npm run bench [-- memory rabbitmq kafka nats]`: for each broker, in one run, the relay
+ * draining N outbox rows against the broker's plain client publishing the same N events with the
+ * same durability (confirms / acks=-1 / JetStream acks), the same batch size and the same number
+ * of batches in flight. Prints events/s for both and the ratio relay ÷ raw. A benchmark, not a
+ * test: it asserts nothing and prints figures.
+ */
+import { randomUUID } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import { Relay } from '../src/relay/relay.js';
+import { openStore } from '../src/store/database.js';
+import { createOutboxRepository } from '../src/store/outbox-repository.js';
+import type { GatewayEvent } from '../src/events/event.js';
+import { silentLogger } from '../src/util/logger.js';
+import { Signal } from '../src/util/signal.js';
+import { removeDatabase, tempDatabasePath } from '../tests/helpers/store.js';
+import { BENCH_TARGETS, type BenchTarget } from './targets.js';
+
+const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 20_000);
+const BATCH = Number(process.env['BENCH_BATCH'] ?? 256);
+const IN_FLIGHT = 2;
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+
+function makeEvents(topic: string, n: number): GatewayEvent[] {
+  const time = new Date();
+  return Array.from({ length: n }, (_, i) => {
+    const id = randomUUID();
+    return {
+      id,
+      source: 'bench',
+      type: 'order.created',
+      topic,
+      subject: null,
+      time,
+      dataContentType: 'application/json',
+      data: { orderId: i, total: 42.5, lines: [{ sku: 'A-1', qty: 2 }], note: 'x'.repeat(120) },
+      key: `order-${i}`,
+      correlationId: id,
+      causationId: null,
+    };
+  });
+}
+
+/** Publishes `events` in batches of BATCH with at most IN_FLIGHT batches awaiting confirms. */
+async function windowed(events: readonly GatewayEvent[], publish: (batch: GatewayEvent[]) => Promise<void>): Promise<void> {
+  const inFlight = new Set<Promise<void>>();
+  for (let i = 0; i < events.length; i += BATCH) {
+    if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+    const p = publish(events.slice(i, i + BATCH)).finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  }
+  await Promise.all(inFlight);
+}
+
+async function measureRaw(target: BenchTarget, topic: string, events: GatewayEvent[]): Promise<number> {
+  const started = performance.now();
+  await windowed(events, (batch) => target.rawPublish(batch));
+  return events.length / ((performance.now() - started) / 1000);
+}
+
+async function measureRelay(target: BenchTarget, events: GatewayEvent[]): Promise<number> {
+  const path = tempDatabasePath();
+  // FULL is the production default: every commit is fsynced.
+  const store = openStore({ path, synchronous: 'FULL' });
+  try {
+    const outbox = createOutboxRepository(store);
+    for (let i = 0; i < events.length; i += 1000) outbox.append(events.slice(i, i + 1000));
+    const relay = new Relay(
+      { outbox, broker: target.broker, wake: new Signal(), logger: silentLogger },
+      { batchSize: BATCH, concurrency: IN_FLIGHT, pollIntervalMs: 1000 },
+    );
+    const started = performance.now();
+    relay.start();
+    while (relay.stats.published < events.length) {
+      if (relay.breaker.state !== 'CLOSED') throw new Error(`relay circuit ${relay.breaker.state}: ${relay.breaker.lastReason}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    await relay.stop();
+    return events.length / seconds;
+  } finally {
+    store.close();
+    removeDatabase(path);
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const names = wanted.length > 0 ? wanted : Object.keys(BENCH_TARGETS);
+  console.log(`relay vs raw client: ${EVENTS} events per run, batches of ${BATCH}, ${IN_FLIGHT} in flight, median of ${ROUNDS} rounds`);
+  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}\n`);
+  const rows: string[] = [];
+  for (const name of names) {
+    const factory = BENCH_TARGETS[name];
+    if (!factory) throw new Error(`unknown broker "${name}"; known: ${Object.keys(BENCH_TARGETS).join(', ')}`);
+    const topic = `bench-${randomUUID().slice(0, 8)}`;
+    const target = await factory(topic);
+    try {
+      // Warm up connections, JIT and broker-side topology on both paths.
+      await measureRaw(target, topic, makeEvents(topic, Math.min(2000, EVENTS)));
+      await measureRelay(target, makeEvents(topic, Math.min(2000, EVENTS)));
+      const raw: number[] = [];
+      const relayed: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        raw.push(await measureRaw(target, topic, makeEvents(topic, EVENTS)));
+        relayed.push(await measureRelay(target, makeEvents(topic, EVENTS)));
+        await target.drain?.();
+      }
+      const ratio = median(relayed) / median(raw);
+      const row = `| ${name} | ${target.durability} | ${fmt(median(raw))} | ${fmt(median(relayed))} | ${ratio.toFixed(2)}× |`;
+      rows.push(row);
+      console.log(`${name}: raw ${raw.map(fmt).join(' / ')} ev/s; relay ${relayed.map(fmt).join(' / ')} ev/s; ratio ${ratio.toFixed(2)}`);
+    } finally {
+      await target.close();
+    }
+  }
+  console.log('\n| broker | durability (both paths) | raw client ev/s | relay ev/s | relay ÷ raw |');
+  console.log('|---|---|---:|---:|---:|');
+  for (const row of rows) console.log(row);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
