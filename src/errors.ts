@@ -58,6 +58,16 @@ export class BrokerUnavailableError extends GatewayError {
 }
 
 /**
+ * The broker is up but took no queue for this event (e.g. RabbitMQ returned it as unroutable):
+ * the event waits in the outbox for a consumer or subscriber. Not a sign of a broker outage, so
+ * it does not count against the relay's circuit breaker.
+ */
+export class UnroutableEventError extends GatewayError {
+  override readonly code = 'UNROUTABLE';
+  override readonly retryable = true;
+}
+
+/**
  * A batch publish that the broker did not fully confirm. Events listed in `failures` were not
  * confirmed; every other event of the batch was.
  */

@@ -3,12 +3,15 @@ import { ConfigError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './memory/memory-broker.js';
+import { RabbitMqBroker } from './rabbitmq/rabbitmq-broker.js';
 
 /** The broker adapter named by `BROKER`. */
-export function createBroker(config: GatewayConfig, _logger: Logger): Broker {
+export function createBroker(config: GatewayConfig, logger: Logger): Broker {
   switch (config.broker) {
     case 'memory':
       return new MemoryBroker();
+    case 'rabbitmq':
+      return new RabbitMqBroker({ ...config.brokers.rabbitmq, topics: config.brokers.topics }, logger.child({ broker: 'rabbitmq' }));
     default:
       throw new ConfigError(`BROKER=${config.broker}: this adapter is not built yet`);
   }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Broker } from '../brokers/broker.js';
-import { errorMessage, PublishError } from '../errors.js';
+import { errorMessage, PublishError, UnroutableEventError } from '../errors.js';
 import { outboxRowToEvent, type ClaimedRow, type OutboxRepository, type PublishResult } from '../store/outbox-repository.js';
 import { backoffDelay, sleep, type BackoffPolicy } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
@@ -232,8 +232,11 @@ export class Relay {
       });
       const failed = results.filter((r) => !r.ok).length;
       this.stats.failedAttempts += failed;
-      // A broker that confirmed part of the batch is up; only a whole-batch failure counts against it.
-      if (failed === rows.length) this.breaker.failure(errorMessage(error));
+      // A broker that confirmed part of the batch is up, and so is one that only had nowhere to
+      // route these events: only a whole batch lost to the broker itself counts against it.
+      const reasons = failures ? [...failures.values()] : [error];
+      const brokerFault = reasons.some((reason) => !(reason instanceof UnroutableEventError));
+      if (failed === rows.length && brokerFault) this.breaker.failure(errorMessage(error));
       else this.breaker.success();
       logger.warn(
         { err: error, broker: broker.kind, failed, batch: rows.length, eventIds: rows.slice(0, 10).map((r) => r.eventId) },

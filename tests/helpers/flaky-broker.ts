@@ -1,6 +1,6 @@
 import type { Broker, ConsumerBinding, DeliveryHandler } from '../../src/brokers/broker.js';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
-import { BrokerUnavailableError, PublishError } from '../../src/errors.js';
+import { BrokerUnavailableError, PublishError, UnroutableEventError } from '../../src/errors.js';
 import type { GatewayEvent } from '../../src/events/event.js';
 
 /**
@@ -20,6 +20,8 @@ export class FlakyBroker implements Broker {
   readonly failOnce = new Set<string>();
   /** Event ids the broker refuses for good. */
   readonly rejectForever = new Set<string>();
+  /** Topics nothing is bound to: their events come back unroutable. */
+  readonly unroutableTopics = new Set<string>();
   private gate: Promise<void> | undefined;
   private openGate: (() => void) | undefined;
 
@@ -40,7 +42,9 @@ export class FlakyBroker implements Broker {
     if (this.down) throw new BrokerUnavailableError('broker is down');
     const failures = new Map<string, Error>();
     for (const event of events) {
-      if (this.rejectForever.has(event.id)) {
+      if (this.unroutableTopics.has(event.topic)) {
+        failures.set(event.id, new UnroutableEventError(`nothing bound for ${event.topic}`));
+      } else if (this.rejectForever.has(event.id)) {
         failures.set(event.id, Object.assign(new Error('refused for good'), { retryable: false }));
       } else if (this.failOnce.delete(event.id)) {
         failures.set(event.id, new Error('not confirmed'));

@@ -112,6 +112,18 @@ describe('relay', () => {
     expect(new Set(broker.published.map((e) => e.id)).size).toBe(25);
   });
 
+  it('keeps the circuit closed when events are only unroutable, and keeps them pending', async () => {
+    broker.unroutableTopics.add('nobody-listens');
+    const relay = startRelay({ batchSize: 5 });
+    outbox.append(Array.from({ length: 20 }, () => makeEvent({ topic: 'nobody-listens' })));
+    await waitFor(() => broker.publishCalls >= 6, 2000, 'several unroutable batches');
+    outbox.append([makeEvent({ topic: 'busy' })]);
+    await waitFor(() => outbox.count('PUBLISHED') === 1, 2000, 'other topic published');
+    expect(relay.breaker.state).toBe('CLOSED');
+    expect(outbox.count('PENDING')).toBe(20);
+    expect(outbox.list({ status: 'PENDING' }, { limit: 1, inverted: false })[0]?.lastError).toMatch(/nothing bound/);
+  });
+
   it('drains the batch in flight on stop', async () => {
     broker.hold();
     const relay = startRelay();

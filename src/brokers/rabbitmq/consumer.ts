@@ -1,0 +1,117 @@
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { errorMessage } from '../../errors.js';
+import type { Logger } from '../../util/logger.js';
+import type { ConsumerBinding, ConsumerHandle, DeliveryHandler, Settlement } from '../broker.js';
+import { decodeDelivery, parseAttempt } from '../delivery.js';
+import { ATTEMPT_HEADER } from '../headers.js';
+import { ChannelPart, type ConnectionLink } from './channel-part.js';
+import { settle } from './settlement.js';
+import type { Topology } from './topology.js';
+
+/** Delay before redelivering a message whose handler threw instead of returning a settlement. */
+const HANDLER_THREW_RETRY_MS = 1000;
+
+/**
+ * One attachment of a durable consumer: consumes the durable queue `<consumer>` on a confirm
+ * channel of its own with `prefetch` unacknowledged messages at most, and settles each delivery
+ * as its handler says (see `settle`). The attempt number travels in the gateway's own header,
+ * counted up on every trip through a retry queue. Several attachments, in one process or many,
+ * share the queue; RabbitMQ hands each message to one of them.
+ */
+export class DurableConsumer extends ChannelPart<ConfirmChannel> implements ConsumerHandle {
+  private consumerTag: string | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    link: ConnectionLink,
+    logger: Logger,
+    private readonly topology: Topology,
+    private readonly binding: ConsumerBinding,
+    private readonly handler: DeliveryHandler,
+  ) {
+    super(link, logger.child({ consumer: binding.name, queue: binding.name, topic: binding.topic }));
+  }
+
+  /**
+   * Messages ready in the consumer's queue, not counting those delivered and not yet settled,
+   * nor those waiting out a retry delay in `<consumer>.retry.*` (the `retrying` count shows
+   * those). Null while the broker cannot be asked.
+   */
+  async lag(): Promise<number | null> {
+    if (!this.link.current()) return null;
+    try {
+      const { messageCount } = await this.link.withChannel((channel) => channel.checkQueue(this.binding.name));
+      return messageCount;
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not read the consumer queue depth');
+      return null;
+    }
+  }
+
+  /**
+   * Cancels the consumer, so RabbitMQ sends nothing more, waits for every delivery already
+   * received to be settled, then closes the channel; anything left unacknowledged goes back to
+   * the queue.
+   */
+  close(): Promise<void> {
+    return this.shutDown(async () => {
+      const { channel, consumerTag } = this;
+      if (channel && consumerTag) {
+        try {
+          await channel.cancel(consumerTag);
+        } catch (error) {
+          // The channel went with its connection: nothing more can arrive anyway.
+          this.logger.debug({ err: error }, 'could not cancel the consumer; its channel is closed');
+        }
+      }
+      while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+    });
+  }
+
+  protected openChannel(model: ChannelModel): Promise<ConfirmChannel> {
+    return model.createConfirmChannel();
+  }
+
+  protected async setUp(channel: ConfirmChannel): Promise<void> {
+    await channel.prefetch(Math.max(1, this.binding.prefetch));
+    await this.topology.declareConsumer(channel, this.binding);
+    const { consumerTag } = await channel.consume(this.binding.name, (message) => this.receive(channel, message));
+    this.consumerTag = consumerTag;
+  }
+
+  private receive(channel: ConfirmChannel, message: ConsumeMessage | null): void {
+    if (message === null) {
+      this.logger.warn('RabbitMQ cancelled the consumer (was its queue deleted?); declaring the queue again and consuming');
+      this.setUpAgain(channel);
+      return;
+    }
+    const work = this.handle(channel, message)
+      .catch((error: unknown) => {
+        // handle() settles every outcome itself; reaching this is a bug, and the message is
+        // redelivered when the channel closes.
+        this.logger.error({ err: error, messageId: message.properties.messageId }, 'delivery failed unexpectedly');
+      })
+      .finally(() => this.inFlight.delete(work));
+    this.inFlight.add(work);
+  }
+
+  private async handle(channel: ConfirmChannel, message: ConsumeMessage): Promise<void> {
+    const { headers, messageId } = message.properties;
+    const delivery = decodeDelivery(message.content, {
+      topic: this.binding.topic,
+      attempt: parseAttempt(headers?.[ATTEMPT_HEADER]),
+      messageId: typeof messageId === 'string' ? messageId : undefined,
+    });
+    let settlement: Settlement;
+    try {
+      settlement = await this.handler(delivery);
+    } catch (error) {
+      this.logger.error(
+        { err: error, eventId: delivery.event.id, attempt: delivery.attempt },
+        'handler threw instead of returning a settlement; retrying the delivery',
+      );
+      settlement = { kind: 'retry', delayMs: HANDLER_THREW_RETRY_MS, error: errorMessage(error) };
+    }
+    await settle(channel, message, delivery, settlement, { consumer: this.binding.name, topology: this.topology, logger: this.logger });
+  }
+}

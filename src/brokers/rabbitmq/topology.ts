@@ -1,0 +1,121 @@
+import type { Channel, Options } from 'amqplib';
+import type { TopicSettings } from '../../config/config.js';
+import type { GatewayEvent } from '../../events/event.js';
+import type { ConsumerBinding } from '../broker.js';
+import { declarationFailed } from './errors.js';
+
+/**
+ * Where gateway topics live on RabbitMQ, and the only place that knows it:
+ *
+ * - one durable topic exchange (`RABBITMQ_EXCHANGE`, default `events`); an event's routing key is
+ *   `<topic>.<type>`;
+ * - a durable consumer is the durable queue `<consumer>`, bound with `<topic>.#` (all types) or
+ *   `<topic>.<type>` per listed type;
+ * - its delayed retries wait in `<consumer>.retry.<bucket>` queues, whose dead-letter exchange
+ *   (the default exchange) hands an expired message back to `<consumer>` and nobody else;
+ * - its dead letters go to the durable queue `<consumer>.dlq`;
+ * - a fan-out subscription is an exclusive, auto-delete, server-named queue bound with `<topic>.#`.
+ */
+export class Topology {
+  constructor(
+    readonly exchange: string,
+    private readonly topics: Readonly<Record<string, TopicSettings>>,
+  ) {}
+
+  /** The arguments every queue of `topic` that holds its live events carries (`x-message-ttl`). */
+  queueArguments(topic: string): Record<string, unknown> {
+    const ttlMs = this.topics[topic]?.ttlMs;
+    return ttlMs === undefined ? {} : { 'x-message-ttl': ttlMs };
+  }
+
+  async declareExchange(channel: Channel): Promise<void> {
+    try {
+      await channel.assertExchange(this.exchange, 'topic', { durable: true });
+    } catch (error) {
+      throw declarationFailed(error, `exchange "${this.exchange}"`);
+    }
+  }
+
+  /** The consumer's queue, its bindings and its dead-letter queue; safe to repeat. */
+  async declareConsumer(channel: Channel, binding: Pick<ConsumerBinding, 'name' | 'topic' | 'types'>): Promise<void> {
+    await this.declareExchange(channel);
+    await declareQueue(channel, binding.name, { durable: true, arguments: this.queueArguments(binding.topic) });
+    for (const key of bindingKeys(binding)) await bindQueue(channel, binding.name, this.exchange, key);
+    await declareQueue(channel, deadLetterQueue(binding.name), { durable: true });
+  }
+
+  /**
+   * The retry queue for delays up to `bucketMs`. Messages carry their own delay (`expiration`);
+   * when it runs out, RabbitMQ dead-letters them through the default exchange straight into the
+   * consumer's queue. No `x-message-ttl` here: the topic's TTL applies once the message is back.
+   */
+  async declareRetryQueue(channel: Channel, consumer: string, bucketMs: number): Promise<string> {
+    const queue = retryQueue(consumer, bucketMs);
+    await declareQueue(channel, queue, {
+      durable: true,
+      arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': consumer },
+    });
+    return queue;
+  }
+
+  async declareDeadLetterQueue(channel: Channel, consumer: string): Promise<string> {
+    const queue = deadLetterQueue(consumer);
+    await declareQueue(channel, queue, { durable: true });
+    return queue;
+  }
+
+  /** A fresh server-named queue for one fan-out subscription, bound to every type of `topic`. */
+  async declareFanOut(channel: Channel, topic: string): Promise<string> {
+    await this.declareExchange(channel);
+    const { queue } = await declareQueue(channel, '', {
+      exclusive: true,
+      autoDelete: true,
+      durable: false,
+      arguments: this.queueArguments(topic),
+    });
+    await bindQueue(channel, queue, this.exchange, `${topic}.#`);
+    return queue;
+  }
+}
+
+export function routingKey(event: Pick<GatewayEvent, 'topic' | 'type'>): string {
+  return `${event.topic}.${event.type}`;
+}
+
+export function bindingKeys(binding: Pick<ConsumerBinding, 'topic' | 'types'>): string[] {
+  return binding.types?.length ? binding.types.map((type) => `${binding.topic}.${type}`) : [`${binding.topic}.#`];
+}
+
+export function deadLetterQueue(consumer: string): string {
+  return `${consumer}.dlq`;
+}
+
+export function retryQueue(consumer: string, bucketMs: number): string {
+  return `${consumer}.retry.${bucketMs}`;
+}
+
+/**
+ * The retry bucket of a delay: the smallest power of two (in ms) at or above it. RabbitMQ only
+ * expires the message at the head of a queue, so a long delay would hold up a short one queued
+ * behind it; within one bucket delays differ by less than a factor of two, which bounds that
+ * hold-up: a retry never waits more than twice its delay.
+ */
+export function retryBucket(delayMs: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(1, delayMs)));
+}
+
+async function declareQueue(channel: Channel, queue: string, options: Options.AssertQueue) {
+  try {
+    return await channel.assertQueue(queue, options);
+  } catch (error) {
+    throw declarationFailed(error, queue ? `queue "${queue}"` : 'fan-out queue');
+  }
+}
+
+async function bindQueue(channel: Channel, queue: string, exchange: string, key: string): Promise<void> {
+  try {
+    await channel.bindQueue(queue, exchange, key);
+  } catch (error) {
+    throw declarationFailed(error, `binding of queue "${queue}" to "${exchange}" with "${key}"`);
+  }
+}

@@ -1,0 +1,208 @@
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { ConsumerBinding, Settlement } from '../../../src/brokers/broker.js';
+import type { RabbitMqBroker, RabbitMqBrokerOptions } from '../../../src/brokers/rabbitmq/rabbitmq-broker.js';
+import { ConfigError } from '../../../src/errors.js';
+import type { GatewayEvent } from '../../../src/events/event.js';
+import { requireBroker } from '../../helpers/brokers.js';
+import { makeEvent, uniqueName, waitFor } from '../../helpers/events.js';
+import {
+  createRabbitMqBroker,
+  deleteRabbitMqObjects,
+  listBindings,
+  listExchanges,
+  listQueues,
+  plainClient,
+  queueState,
+} from '../../helpers/rabbitmq.js';
+
+if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
+  describe('RabbitMQ topology', () => {
+    const exchange = uniqueName('x');
+    const consumers = new Set<string>();
+    const brokers: RabbitMqBroker[] = [];
+
+    const connect = async (options: Partial<RabbitMqBrokerOptions> = {}) => {
+      const broker = createRabbitMqBroker({ exchange, ...options });
+      brokers.push(broker);
+      await broker.connect();
+      return broker;
+    };
+    const binding = (overrides: Partial<ConsumerBinding> = {}): ConsumerBinding => {
+      const name = overrides.name ?? uniqueName('topo');
+      consumers.add(name);
+      return { name, topic: uniqueName('t'), prefetch: 5, ...overrides };
+    };
+
+    afterEach(async () => {
+      await Promise.all(brokers.splice(0).map((broker) => broker.close()));
+    });
+    afterAll(() => deleteRabbitMqObjects({ consumers, exchanges: [exchange] }));
+
+    it('declares a durable topic exchange and a durable queue per consumer, bound to its topic or its types', async () => {
+      const broker = await connect();
+      const all = binding();
+      const typed = binding({ topic: all.topic, types: ['order.created', 'order.paid'] });
+      const received: Record<string, string[]> = { [all.name]: [], [typed.name]: [] };
+      for (const b of [all, typed]) {
+        await broker.consume(b, async ({ event }) => {
+          received[b.name]!.push(event.type);
+          return { kind: 'ack' };
+        });
+      }
+
+      expect((await listExchanges()).find((x) => x.name === exchange)).toEqual({ name: exchange, type: 'topic', durable: true, auto_delete: false });
+      const queues = await listQueues();
+      for (const name of [all.name, typed.name, `${all.name}.dlq`, `${typed.name}.dlq`]) {
+        expect(queues.find((q) => q.name === name)).toMatchObject({ durable: true, exclusive: false, auto_delete: false });
+      }
+      const keys = (queue: string) =>
+        listBindings().then((rows) => rows.filter((r) => r.source_name === exchange && r.destination_name === queue).map((r) => r.routing_key).sort());
+      expect(await keys(all.name)).toEqual([`${all.topic}.#`]);
+      expect(await keys(typed.name)).toEqual([`${all.topic}.order.created`, `${all.topic}.order.paid`]);
+
+      await broker.publish([makeEvent({ topic: all.topic, type: 'order.created' }), makeEvent({ topic: all.topic, type: 'order.shipped' })]);
+      await waitFor(() => received[all.name]!.length === 2 && received[typed.name]!.length === 1, 5000, 'deliveries');
+      expect(received[typed.name]).toEqual(['order.created']);
+    });
+
+    it('retries through <consumer>.retry.<bucket>, which hands the message back with the attempt counted up', async () => {
+      const broker = await connect();
+      const b = binding();
+      const attempts: number[] = [];
+      await broker.consume(b, async ({ attempt }): Promise<Settlement> => {
+        attempts.push(attempt);
+        return attempt < 3 ? { kind: 'retry', delayMs: 300, error: `attempt ${attempt} failed` } : { kind: 'ack' };
+      });
+      await broker.publish([makeEvent({ topic: b.topic })]);
+      await waitFor(() => attempts.length >= 3, 5000, 'three attempts');
+      expect(attempts).toEqual([1, 2, 3]);
+      const retryQueue = (await listQueues()).find((q) => q.name === `${b.name}.retry.512`);
+      expect(retryQueue).toMatchObject({
+        durable: true,
+        messages: 0,
+        arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': b.name },
+      });
+    });
+
+    it('dead-letters to <consumer>.dlq with the error and attempt headers, and acks the original', async () => {
+      const broker = await connect();
+      const b = binding();
+      const calls: string[] = [];
+      await broker.consume(b, async ({ event, attempt }): Promise<Settlement> => {
+        calls.push(event.id);
+        if (event.type === 'marker') return { kind: 'ack' };
+        return attempt === 1 ? { kind: 'retry', delayMs: 50, error: 'first try failed' } : { kind: 'dead-letter', error: 'boom: no such order' };
+      });
+      const event = makeEvent({ topic: b.topic, correlationId: 'corr-dlq' });
+      await broker.publish([event]);
+
+      const client = await plainClient();
+      try {
+        await waitFor(async () => (await queueState(client.connection, `${b.name}.dlq`))?.messageCount === 1, 5000, 'dead letter');
+        const letter = await client.channel.get(`${b.name}.dlq`, { noAck: true });
+        if (!letter) throw new Error('the dead-letter queue is empty');
+        expect(JSON.parse(letter.content.toString())).toMatchObject({ id: event.id, topic: b.topic, correlationid: 'corr-dlq' });
+        expect(letter.properties).toMatchObject({ messageId: event.id, deliveryMode: 2, contentType: 'application/cloudevents+json' });
+        expect(letter.properties.headers).toMatchObject({
+          'x-gateway-error': 'boom: no such order',
+          'x-gateway-attempt': 2,
+          'x-gateway-consumer': b.name,
+          'cloudEvents:id': event.id,
+          'x-correlation-id': 'corr-dlq',
+        });
+        expect(letter.properties.headers).not.toHaveProperty('x-death');
+
+        // Acked, not redelivered: a later event arrives and the dead-lettered one never comes back.
+        const marker = makeEvent({ topic: b.topic, type: 'marker' });
+        await broker.publish([marker]);
+        await waitFor(() => calls.includes(marker.id), 5000, 'marker');
+        expect(calls.filter((id) => id === event.id)).toHaveLength(2);
+        expect(await queueState(client.connection, b.name)).toMatchObject({ messageCount: 0 });
+      } finally {
+        await client.close();
+      }
+    });
+
+    it('keeps a short retry from waiting behind a long one (retry queues per delay bucket)', async () => {
+      const broker = await connect();
+      const b = binding();
+      const seen: { id: string; attempt: number; at: number }[] = [];
+      const slow = makeEvent({ topic: b.topic });
+      const fast = makeEvent({ topic: b.topic });
+      await broker.consume(b, async ({ event, attempt }): Promise<Settlement> => {
+        seen.push({ id: event.id, attempt, at: Date.now() });
+        if (attempt > 1) return { kind: 'ack' };
+        return { kind: 'retry', delayMs: event.id === slow.id ? 3000 : 100, error: 'later' };
+      });
+      await broker.publish([slow]);
+      await waitFor(() => seen.some((s) => s.id === slow.id), 5000, 'slow event');
+      await broker.publish([fast]);
+      await waitFor(() => seen.length === 4, 10_000, 'both retried');
+      const at = (id: string, attempt: number) => seen.find((s) => s.id === id && s.attempt === attempt)!.at;
+      expect(at(fast.id, 2) - at(fast.id, 1)).toBeLessThan(1500);
+      expect(at(fast.id, 2)).toBeLessThan(at(slow.id, 2));
+      expect(at(slow.id, 2) - at(slow.id, 1)).toBeGreaterThanOrEqual(2900);
+    });
+
+    it('makes a subscription an exclusive, auto-delete, server-named queue bound to <topic>.#, gone after close', async () => {
+      const broker = await connect();
+      const topic = uniqueName('t');
+      const received: GatewayEvent[] = [];
+      const subscription = await broker.subscribe(topic, (event) => received.push(event));
+      const bound = (await listBindings()).filter((r) => r.source_name === exchange && r.routing_key === `${topic}.#`);
+      expect(bound).toHaveLength(1);
+      const queueName = bound[0]!.destination_name;
+      expect(queueName).toMatch(/^amq\.gen-/);
+      expect((await listQueues()).find((q) => q.name === queueName)).toMatchObject({ exclusive: true, auto_delete: true, durable: false });
+
+      const event = makeEvent({ topic, type: 'a.b.c' });
+      await broker.publish([event]);
+      await waitFor(() => received.length === 1, 5000, 'fan-out delivery');
+      expect(received[0]).toEqual(event);
+
+      await subscription.close();
+      expect((await listQueues()).some((q) => q.name === queueName)).toBe(false);
+    });
+
+    it('puts the topic TTL on the queues of that topic as x-message-ttl', async () => {
+      const topic = uniqueName('t');
+      const broker = await connect({ topics: { [topic]: { ttlMs: 60_000 } } });
+      const b = binding({ topic });
+      await broker.consume(b, async () => ({ kind: 'ack' }));
+      await broker.subscribe(topic, () => undefined);
+      const queues = await listQueues();
+      const fanOut = (await listBindings()).find((r) => r.source_name === exchange && r.destination_name.startsWith('amq.gen-') && r.routing_key === `${topic}.#`);
+      expect(queues.find((q) => q.name === b.name)?.arguments).toEqual({ 'x-message-ttl': 60_000 });
+      expect(queues.find((q) => q.name === fanOut?.destination_name)?.arguments).toEqual({ 'x-message-ttl': 60_000 });
+      // Dead letters are kept until someone looks at them, whatever the topic's TTL.
+      expect(queues.find((q) => q.name === `${b.name}.dlq`)?.arguments).toEqual({});
+    });
+
+    it('refuses a consumer whose queue already exists with another TTL, naming the queue and the argument', async () => {
+      const topic = uniqueName('t');
+      const b = binding({ topic });
+      const client = await plainClient();
+      try {
+        await client.channel.assertQueue(b.name, { durable: true, arguments: { 'x-message-ttl': 1000 } });
+      } finally {
+        await client.close();
+      }
+      const broker = await connect({ topics: { [topic]: { ttlMs: 5000 } } });
+      const attempt = broker.consume(b, async () => ({ kind: 'ack' }));
+      await expect(attempt).rejects.toBeInstanceOf(ConfigError);
+      await expect(attempt).rejects.toThrow(new RegExp(`queue "${b.name}" already exists with a different x-message-ttl`));
+
+      // The refusal closed one channel, not the connection: other consumers still work.
+      const other = binding({ topic });
+      const handled: string[] = [];
+      await broker.consume(other, async ({ event }) => {
+        handled.push(event.id);
+        return { kind: 'ack' };
+      });
+      const event = makeEvent({ topic });
+      await broker.publish([event]);
+      await waitFor(() => handled.includes(event.id), 5000, 'delivery to the other consumer');
+      expect(broker.status()).toEqual({ connected: true, lastError: null });
+    });
+  });
+}

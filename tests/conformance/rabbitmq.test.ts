@@ -1,0 +1,35 @@
+import { afterAll } from 'vitest';
+import type { ConsumerBinding, ConsumerHandle, DeliveryHandler } from '../../src/brokers/broker.js';
+import { RabbitMqBroker } from '../../src/brokers/rabbitmq/rabbitmq-broker.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { requireBroker } from '../helpers/brokers.js';
+import { deleteRabbitMqObjects, RABBITMQ_URL, rabbitmqctl, restartRabbitMq } from '../helpers/rabbitmq.js';
+import { defineConformanceSuite } from './suite.js';
+
+/** Consumer names the suite used, so their durable queues can be deleted afterwards. */
+const consumers = new Set<string>();
+
+class RecordingRabbitMqBroker extends RabbitMqBroker {
+  override consume(binding: ConsumerBinding, handler: DeliveryHandler): Promise<ConsumerHandle> {
+    consumers.add(binding.name);
+    return super.consume(binding, handler);
+  }
+}
+
+function create(): RabbitMqBroker {
+  return new RecordingRabbitMqBroker({ url: RABBITMQ_URL, exchange: 'events', topics: {} }, silentLogger);
+}
+
+if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
+  afterAll(() => deleteRabbitMqObjects({ consumers }));
+
+  defineConformanceSuite({
+    name: 'RabbitMQ',
+    features: create().features,
+    create,
+    restart: ({ downMs }) => restartRabbitMq(downMs),
+    ensureUp: async () => {
+      await rabbitmqctl('await_startup');
+    },
+  });
+}
