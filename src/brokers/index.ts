@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './memory/memory-broker.js';
+import { NatsBroker } from './nats/nats-broker.js';
 import { RabbitMqBroker } from './rabbitmq/rabbitmq-broker.js';
 
 /** The broker adapter named by `BROKER`. */
@@ -11,7 +12,9 @@ export function createBroker(config: GatewayConfig, logger: Logger): Broker {
     case 'memory':
       return new MemoryBroker();
     case 'rabbitmq':
-      return new RabbitMqBroker({ ...config.brokers.rabbitmq, topics: config.brokers.topics }, logger.child({ broker: 'rabbitmq' }));
+      return new RabbitMqBroker({ ...config.brokers.rabbitmq, topics: config.brokers.topics }, logger);
+    case 'nats':
+      return new NatsBroker({ ...config.brokers.nats, topics: config.brokers.topics }, logger);
     default:
       throw new ConfigError(`BROKER=${config.broker}: this adapter is not built yet`);
   }

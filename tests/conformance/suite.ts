@@ -242,7 +242,7 @@ export function defineConformanceSuite(target: BrokerTarget): void {
       await hub.close();
     });
 
-    it('loses nothing when a consumer is closed while it is consuming', async () => {
+    it.runIf(features.durableConsumers)('loses nothing when a consumer is closed while it is consuming', async () => {
       const topic = uniqueName('conf');
       const name = uniqueName('closing');
       const databasePath = sharedDatabase();

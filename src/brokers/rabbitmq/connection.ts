@@ -4,7 +4,8 @@ import { backoffDelay, type BackoffPolicy } from '../../util/backoff.js';
 import type { Logger } from '../../util/logger.js';
 import type { BrokerConnectionStatus } from '../broker.js';
 import { closeChannel, type ConnectionLink } from './channel-part.js';
-import { connectionRefused, isPermanent, redactUrl } from './errors.js';
+import { connectionRefused, isPermanent } from './errors.js';
+import { redactUrl } from '../redact-url.js';
 
 /** A TCP connect or AMQP handshake that takes longer than this counts as a failed attempt. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -111,7 +112,7 @@ export class RabbitMqConnection implements ConnectionLink {
       await recovering.close();
       return;
     }
-    const where = redactUrl(url);
+    const where = redactUrl(url, 'RABBITMQ_URL');
     recovering.on('connect', () => {
       this.connected = true;
       this.connectedOnce = true;

@@ -1,4 +1,5 @@
 import { BrokerUnavailableError, ConfigError, errorMessage, GatewayError } from '../../errors.js';
+import { redactUrl } from '../redact-url.js';
 
 /** AMQP reply codes the adapter tells apart (amqplib puts them on `error.code`). */
 const ACCESS_REFUSED = 403;
@@ -25,21 +26,10 @@ export function isPermanent(error: unknown): boolean {
   return /ACCESS-REFUSED|\(NOT-ALLOWED\)|Expected ConnectionOpenOk; got <ConnectionClose/.test(message);
 }
 
-/** `amqp://user:***@host:5672/vhost`: the broker address for messages and logs, without the password. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparsable RABBITMQ_URL)';
-  }
-}
-
 /** The error `connect()` rejects with when the broker refuses this gateway for good. */
 export function connectionRefused(error: unknown, url: string): GatewayError {
   if (error instanceof GatewayError) return error;
-  const where = redactUrl(url);
+  const where = redactUrl(url, 'RABBITMQ_URL');
   const message = errorMessage(error);
   if (/ConnectionOpenOk/.test(message)) {
     return new ConfigError(`RabbitMQ at ${where} refused to open the virtual host (does it exist, may this user use it?)`, { cause: error });

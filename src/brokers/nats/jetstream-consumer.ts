@@ -1,0 +1,164 @@
+import type { JsMsg } from '@nats-io/jetstream';
+import type { Msg, Subscription as NatsSubscription } from '@nats-io/transport-node';
+import { ConfigError } from '../../errors.js';
+import type { ConsumerBinding, ConsumerHandle, DeliveryHandler, Settlement } from '../broker.js';
+import type { NatsDeps, NatsSession } from './connection.js';
+import { consumerInfo, durableConsumerConfig, ensureBindingConsumer } from './consumer-config.js';
+import { DeliveryQueue, type QueuedDelivery } from './delivery-queue.js';
+import { MSG_ID_HEADER, toDelivery } from './messages.js';
+import { PullLoop } from './pull-loop.js';
+
+const GAVE_UP = 'NATS gave up on a message after max_deliver deliveries without a settlement';
+
+/**
+ * One attachment of a process to a durable JetStream consumer: pulls the consumer (up to
+ * `prefetch` unsettled messages) and its replay companion (one at a time), runs every delivery
+ * through the handler in arrival order, and settles it: ack → `ack()`, retry → `nak(delay)`,
+ * dead-letter → `term()`. The attempt is JetStream's delivery count. Other processes attached to
+ * the same name pull the same consumers and so share the messages.
+ */
+export class JetStreamConsumer implements ConsumerHandle {
+  private readonly queue: DeliveryQueue;
+  private readonly loops: PullLoop[];
+  private readonly names: readonly string[];
+  private readonly closing = new AbortController();
+  private giveUps: NatsSubscription | undefined;
+
+  constructor(
+    private readonly deps: NatsDeps,
+    private readonly binding: ConsumerBinding,
+    handler: DeliveryHandler,
+  ) {
+    const { connector, options, logger } = deps;
+    this.queue = new DeliveryQueue(handler, binding.prefetch, logger);
+    const loop = (replay: boolean, limit: number) => {
+      const config = durableConsumerConfig(binding, options, replay);
+      return new PullLoop(
+        connector,
+        {
+          consumer: config.durable_name,
+          stream: options.stream,
+          limit,
+          expiresMs: options.pullExpiresMs,
+          backoff: options.reconnectBackoff,
+          ensure: (session) => ensureBindingConsumer(session, binding, options, replay),
+          receive: (message, settled) => this.queue.push(this.queued(message, settled)),
+        },
+        logger,
+      );
+    };
+    // Replays are rare operator actions: one at a time, on top of prefetch, so that a replay never
+    // waits behind a pull request holding all of prefetch. Handler calls stay within prefetch.
+    this.loops = [loop(false, binding.prefetch), loop(true, 1)];
+    this.names = [false, true].map((replay) => durableConsumerConfig(binding, options, replay).durable_name);
+  }
+
+  /**
+   * Creates or updates both consumers now when connected, so that a configuration NATS refuses
+   * fails the attach (`ConfigError`); any other failure is left to the pull loops, which retry.
+   */
+  async start(): Promise<void> {
+    const session = this.deps.connector.current();
+    if (session) {
+      try {
+        await Promise.all([false, true].map((replay) => ensureBindingConsumer(session, this.binding, this.deps.options, replay)));
+      } catch (error) {
+        if (error instanceof ConfigError) throw error;
+        this.deps.logger.warn({ err: error, consumer: this.binding.name }, 'could not set the consumer up yet; retrying in the background');
+      }
+    }
+    for (const loop of this.loops) loop.start();
+    void this.deps.connector.ready(this.closing.signal).then((ready) => ready && this.watchGiveUps(ready));
+  }
+
+  /**
+   * Stored messages not yet delivered (`num_pending`) to the consumer and its replay companion.
+   * Deliveries awaiting a settlement or a retry delay (`num_ack_pending`) are not counted.
+   */
+  async lag(): Promise<number | null> {
+    const jsm = this.deps.connector.current()?.jsm;
+    if (!jsm) return null;
+    const infos = await Promise.all(this.names.map((name) => consumerInfo(jsm, this.deps.options.stream, name)));
+    return infos.reduce((sum, info) => sum + (info?.num_pending ?? 0), 0);
+  }
+
+  async close(): Promise<void> {
+    this.closing.abort();
+    await Promise.all(this.loops.map((loop) => loop.stop()));
+    await this.queue.idle();
+    this.giveUps?.unsubscribe();
+  }
+
+  /**
+   * After `max_deliver` deliveries without a settlement (processes dying mid-delivery), JetStream
+   * stops delivering a message and says so only in an advisory. Log it with the ids that find the
+   * message: it stays in the stream at that sequence.
+   */
+  private watchGiveUps(session: NatsSession): void {
+    if (this.closing.signal.aborted) return;
+    const { stream } = this.deps.options;
+    this.giveUps = session.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.*`, {
+      callback: (error, advisory: Msg) => {
+        if (error) {
+          this.deps.logger.warn({ err: error, consumer: this.binding.name }, 'cannot watch NATS max_deliver advisories');
+          return;
+        }
+        const { consumer, stream_seq: seq, deliveries } = advisory.json<{ consumer: string; stream_seq: number; deliveries: number }>();
+        if (!this.names.includes(consumer)) return;
+        const log = (eventId: string | undefined) =>
+          this.deps.logger.error({ consumer, stream, seq, deliveries, eventId }, GAVE_UP);
+        void session.jsm!.streams.getMessage(stream, { seq }).then(
+          (message) => log(message?.header.get(MSG_ID_HEADER) || undefined),
+          () => log(undefined),
+        );
+      },
+    });
+  }
+
+  private queued(message: JsMsg, settled: () => void): QueuedDelivery {
+    const ids = { consumer: this.binding.name, subject: message.subject, stream: this.deps.options.stream, seq: message.seq };
+    return {
+      delivery: toDelivery(message, {
+        topic: this.binding.topic,
+        attempt: message.info.deliveryCount,
+        fallbackId: `${this.deps.options.stream}-${message.seq}`,
+      }),
+      ids,
+      settle: (settlement) => {
+        try {
+          settle(message, settlement);
+        } finally {
+          settled();
+        }
+      },
+      running: () => {
+        // Any ack wait of this consumer is at least ackWaitMs: report progress well within it.
+        const timer = setInterval(() => {
+          try {
+            message.working();
+          } catch (error) {
+            this.deps.logger.debug({ err: error, ...ids }, 'could not report progress on a delivery');
+          }
+        }, Math.max(100, Math.floor(this.deps.options.ackWaitMs / 3)));
+        timer.unref();
+        return () => clearInterval(timer);
+      },
+    };
+  }
+}
+
+function settle(message: JsMsg, settlement: Settlement): void {
+  switch (settlement.kind) {
+    case 'ack':
+      message.ack();
+      return;
+    case 'retry':
+      // A NAK without a delay is redelivered at once: never send one for a requested delay.
+      message.nak(Math.max(1, Math.round(settlement.delayMs)));
+      return;
+    case 'dead-letter':
+      // The pipeline has recorded the dead letter. A plain term(): servers before 2.11 ignore a reason.
+      message.term();
+      return;
+  }
+}
