@@ -21,8 +21,14 @@ export const NATS_URL = `nats://${NATS_HOST}:${NATS_PORT}`;
 export const NATS_STREAM = 'EVENTS';
 const NATS_SERVER = '/usr/sbin/nats-server';
 
+/**
+ * Tests keep the shared server's stream from growing run after run: what they publish ages out
+ * after six hours (the same setting on every test connection, so no test flips it back).
+ */
+const TEST_MAX_AGE_MS = 6 * 3600 * 1000;
+
 export function natsOptions(overrides: Partial<NatsBrokerOptions> = {}): NatsBrokerOptions {
-  return { url: NATS_URL, stream: NATS_STREAM, jetstream: 'required', maxAgeMs: 0, topics: {}, ...overrides };
+  return { url: NATS_URL, stream: NATS_STREAM, jetstream: 'required', maxAgeMs: TEST_MAX_AGE_MS, topics: {}, ...overrides };
 }
 
 /** A plain client, as another application would use it. */

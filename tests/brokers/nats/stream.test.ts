@@ -45,7 +45,7 @@ describe('NATS stream set-up', () => {
 
   it('creates the stream on events.> with file storage, limits retention and a 2-minute duplicate window', async () => {
     const stream = uniqueName('S');
-    await connect({ stream });
+    await connect({ stream, maxAgeMs: 0 });
     const info = await streamInfo(stream);
     expect(info.config).toMatchObject({
       name: stream,
