@@ -6,6 +6,19 @@ import type { GatewayEvent } from '../events/event.js';
  */
 export const ATTEMPT_HEADER = 'x-gateway-attempt';
 
+/** Why the last attempt failed (on retry copies) or why the message was given up (on dead letters). */
+export const ERROR_HEADER = 'x-gateway-error';
+
+/** The durable consumer a retry or dead-letter copy belongs to. */
+export const CONSUMER_HEADER = 'x-gateway-consumer';
+
+/** An error in a header is a hint for operators, not a payload: long ones are cut. */
+const MAX_ERROR_HEADER_LENGTH = 2000;
+
+export function errorHeaderValue(error: string): string {
+  return error.length > MAX_ERROR_HEADER_LENGTH ? `${error.slice(0, MAX_ERROR_HEADER_LENGTH)}…` : error;
+}
+
 /** Correlation travels as a plain header too, for tools that never parse the body. */
 export const CORRELATION_HEADER = 'x-correlation-id';
 

@@ -1,7 +1,7 @@
 import type { GatewayConfig } from '../config/config.js';
-import { ConfigError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Broker } from './broker.js';
+import { KafkaBroker } from './kafka/kafka-broker.js';
 import { MemoryBroker } from './memory/memory-broker.js';
 import { NatsBroker } from './nats/nats-broker.js';
 import { RabbitMqBroker } from './rabbitmq/rabbitmq-broker.js';
@@ -13,10 +13,10 @@ export function createBroker(config: GatewayConfig, logger: Logger): Broker {
       return new MemoryBroker();
     case 'rabbitmq':
       return new RabbitMqBroker({ ...config.brokers.rabbitmq, topics: config.brokers.topics }, logger);
+    case 'kafka':
+      return new KafkaBroker({ ...config.brokers.kafka, topics: config.brokers.topics }, logger);
     case 'nats':
       return new NatsBroker({ ...config.brokers.nats, topics: config.brokers.topics }, logger);
-    default:
-      throw new ConfigError(`BROKER=${config.broker}: this adapter is not built yet`);
   }
 }
 

@@ -7,14 +7,6 @@ import type { SendOptions } from './confirms.js';
 /** The AMQP binding of CloudEvents names its application properties `cloudEvents:<attribute>`. */
 export const CLOUDEVENTS_HEADER_PREFIX = 'cloudEvents:';
 
-/** Why a message was dead-lettered (on `<consumer>.dlq`), or why its last attempt failed (on retry queues). */
-export const ERROR_HEADER = 'x-gateway-error';
-
-/** The consumer that dead-lettered a message, on `<consumer>.dlq`. */
-export const CONSUMER_HEADER = 'x-gateway-consumer';
-
-/** Headers longer than this are cut: an error message is a hint for operators, not a payload. */
-const MAX_ERROR_HEADER_LENGTH = 2000;
 
 /** RabbitMQ's own dead-lettering records; never copied onto a message the gateway sends again. */
 const BROKER_DEATH_HEADER = /^x-(death|first-death-|last-death-)/;
@@ -57,6 +49,4 @@ export function forwardedProperties(message: Message, messageId: string, headers
   };
 }
 
-export function errorHeader(error: string): string {
-  return error.length > MAX_ERROR_HEADER_LENGTH ? `${error.slice(0, MAX_ERROR_HEADER_LENGTH)}…` : error;
-}
+

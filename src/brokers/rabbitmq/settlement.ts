@@ -4,7 +4,8 @@ import type { Logger } from '../../util/logger.js';
 import type { Delivery, Settlement } from '../broker.js';
 import { ATTEMPT_HEADER } from '../headers.js';
 import { ConfirmedSender } from './confirms.js';
-import { CONSUMER_HEADER, errorHeader, ERROR_HEADER, forwardedProperties } from './message.js';
+import { CONSUMER_HEADER, ERROR_HEADER, errorHeaderValue } from '../headers.js';
+import { forwardedProperties } from './message.js';
 import { retryBucket, type Topology } from './topology.js';
 
 /**
@@ -66,7 +67,7 @@ async function sendToRetry(
   const queue = await topology.declareRetryQueue(channel, consumer, retryBucket(delayMs));
   const properties = forwardedProperties(message, delivery.event.id, {
     [ATTEMPT_HEADER]: delivery.attempt + 1,
-    [ERROR_HEADER]: errorHeader(settlement.error),
+    [ERROR_HEADER]: errorHeaderValue(settlement.error),
   });
   await ConfirmedSender.of(channel).send('', queue, message.content, { ...properties, expiration: String(delayMs) });
 }
@@ -81,7 +82,7 @@ async function sendToDeadLetterQueue(
   const queue = await topology.declareDeadLetterQueue(channel, consumer);
   const properties = forwardedProperties(message, delivery.event.id, {
     [ATTEMPT_HEADER]: delivery.attempt,
-    [ERROR_HEADER]: errorHeader(error),
+    [ERROR_HEADER]: errorHeaderValue(error),
     [CONSUMER_HEADER]: consumer,
   });
   await ConfirmedSender.of(channel).send('', queue, message.content, properties);
