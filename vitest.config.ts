@@ -17,6 +17,7 @@ export default defineConfig({
     // Two cores: keep parallelism modest so timing-sensitive broker tests are not starved.
     maxWorkers: 2,
     env: { LOG_LEVEL: 'silent' },
+    reporters: ['default', './tests/summary-reporter.ts'],
     projects: [
       {
         extends: true,
