@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /** Tests that talk to a live RabbitMQ, Kafka or NATS, and may stop and start it. */
-const LIVE_BROKER_TESTS = ['tests/brokers/**/*.test.ts', 'tests/conformance/{rabbitmq,kafka,nats}*.test.ts'];
+const LIVE_BROKER_TESTS = ['tests/brokers/**/*.test.ts', 'tests/conformance/{rabbitmq,kafka,nats}*.test.ts', 'tests/faults/**/*.test.ts'];
 
 export default defineConfig({
   resolve: {

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createAuthenticator } from './auth/authenticator.js';
 import type { Broker } from './brokers/broker.js';
 import { createBroker } from './brokers/index.js';
 import type { GatewayConfig } from './config/config.js';
@@ -80,20 +81,26 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     },
     consumerDefinitions(config, options.handlers ?? {}),
   );
-  const hub = new SubscriptionHub(broker, logger.child({ component: 'subscriptions' }), { bufferSize: config.subscriberBuffer });
+  const hub = new SubscriptionHub(broker, logger.child({ component: 'subscriptions' }), {
+    bufferSize: config.subscriberBuffer,
+    bufferBytes: config.subscriberBufferBytes,
+  });
   const publisher = new EventPublisher(outbox, { defaultSource: config.eventSource, maxEventBytes: config.maxEventBytes });
   const services: Services = { publisher, outbox, deadLetters, processed, consumers, hub, broker, relay, deadLetterBus };
 
+  const authenticator = createAuthenticator(config.auth);
   const yoga = createGatewayYoga({
     services,
     logger: logger.child({ component: 'http' }),
+    authenticator,
+    limits: config.limits,
     ready: () => {
       store.ping();
       return broker.status().connected;
     },
   });
   const server: Server = createServer(yoga);
-  const ws = attachWebSocket(server, yoga);
+  const ws = attachWebSocket(server, { yoga, authenticator, limits: config.limits, logger: logger.child({ component: 'websocket' }) });
   let port = 0;
   let started = false;
 
@@ -110,6 +117,13 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     },
 
     async start() {
+      await authenticator.ready();
+      if (!authenticator.enabled) {
+        logger.warn(
+          'authorization is off: anyone who can reach this gateway may publish, subscribe and administer. ' +
+            'Configure "auth" (API keys and/or JWT) in the GATEWAY_CONFIG file to turn it on.',
+        );
+      }
       await connectBroker(broker, options.connectTimeoutMs ?? 10_000, logger);
       await consumers.start();
       relay.start();

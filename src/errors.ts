@@ -31,6 +31,12 @@ export class PayloadTooLargeError extends InvalidInputError {
   override readonly code = 'PAYLOAD_TOO_LARGE';
 }
 
+/** The caller is known but lacks the scope the operation needs. */
+export class ForbiddenError extends GatewayError {
+  override readonly code = 'FORBIDDEN';
+  override readonly expose = true;
+}
+
 /** A looked-up record does not exist. */
 export class NotFoundError extends GatewayError {
   override readonly code = 'NOT_FOUND';

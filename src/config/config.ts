@@ -27,6 +27,19 @@ const envSchema = z.object({
   OUTBOX_RETENTION_HOURS: z.coerce.number().min(0).default(168),
   PROCESSED_RETENTION_HOURS: z.coerce.number().min(0).default(720),
   SUBSCRIBER_BUFFER: int(1, 1_000_000).default(1000),
+  NODE_ENV: z.string().optional(),
+  INTROSPECTION: z.enum(['true', 'false']).optional(),
+  MAX_REQUEST_BYTES: int(1024, 256 * 1024 * 1024).default(1024 * 1024),
+  BATCH_LIMIT: int(0, 1000).default(10),
+  GRAPHQL_MAX_DEPTH: int(1, 1000).default(8),
+  GRAPHQL_MAX_COST: int(1, 10_000_000).default(5000),
+  GRAPHQL_MAX_ALIASES: int(0, 10_000).default(15),
+  GRAPHQL_MAX_DIRECTIVES: int(0, 10_000).default(50),
+  GRAPHQL_MAX_TOKENS: int(1, 1_000_000).default(1000),
+  WS_MAX_PAYLOAD_BYTES: int(1024, 256 * 1024 * 1024).default(64 * 1024),
+  WS_INIT_TIMEOUT_MS: int(1, 600_000).default(3000),
+  WS_MAX_SUBSCRIPTIONS: int(1, 10_000).default(20),
+  SUBSCRIBER_BUFFER_BYTES: int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
   RABBITMQ_URL: z.string().regex(/^amqps?:\/\//, 'must be an amqp:// or amqps:// URL').default('amqp://guest:guest@127.0.0.1:5672'),
   RABBITMQ_EXCHANGE: z.string().min(1).max(200).default('events'),
   KAFKA_BROKERS: z
@@ -76,10 +89,57 @@ const topicSettingsSchema = z.strictObject({
   partitions: int(1, 10_000).optional(),
 });
 
+const SCOPE_PATTERN = /^(admin|(publish|subscribe):[A-Za-z0-9_:/.*-]+)$/;
+const scopesSchema = z.array(
+  z.string().regex(SCOPE_PATTERN, 'must be "admin", "publish:<topic-pattern>" or "subscribe:<topic-pattern>"'),
+);
+
+const authSchema = z
+  .strictObject({
+    /** Keys are stored as SHA-256 hashes (hex) only: `npm run auth:new-key` makes one. */
+    apiKeys: z
+      .array(
+        z.strictObject({
+          name: z.string().min(1).max(100),
+          sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the key\'s SHA-256 as 64 lowercase hex digits'),
+          scopes: scopesSchema,
+        }),
+      )
+      .default([]),
+    jwt: z
+      .strictObject({
+        algorithms: z
+          .array(z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA']))
+          .min(1)
+          .default(['HS256']),
+        /** Name of the environment variable holding the shared secret (HS*). */
+        secretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+        /** PEM file with the public key (RS*, PS*, ES*, EdDSA). */
+        publicKeyFile: z.string().min(1).optional(),
+        issuer: z.string().min(1),
+        audience: z.string().min(1),
+        /** Claim holding the scopes: a space-separated string or an array. */
+        scopesClaim: z.string().min(1).default('scope'),
+        /** Tolerated clock difference, in seconds. */
+        clockToleranceSec: int(0, 3600).default(30),
+      })
+      .refine((j) => Boolean(j.secretEnv) !== Boolean(j.publicKeyFile), {
+        message: 'set exactly one of secretEnv (HS*) and publicKeyFile (RS*, PS*, ES*, EdDSA)',
+      })
+      .refine((j) => (j.secretEnv ? j.algorithms.every((a) => a.startsWith('HS')) : j.algorithms.every((a) => !a.startsWith('HS'))), {
+        message: 'algorithms must be HS* with secretEnv, and RS*, PS*, ES* or EdDSA with publicKeyFile',
+      })
+      .optional(),
+  })
+  .refine((a) => a.apiKeys.length > 0 || a.jwt !== undefined, { message: 'configure apiKeys, jwt, or both' });
+
 const fileSchema = z.strictObject({
   consumers: z.array(consumerSchema).default([]),
   topics: z.record(topicSchema, topicSettingsSchema).default({}),
+  auth: authSchema.optional(),
 });
+
+export type AuthConfig = z.infer<typeof authSchema>;
 
 export type TopicSettings = z.infer<typeof topicSettingsSchema>;
 
@@ -102,8 +162,29 @@ export interface GatewayConfig {
   readonly relay: { readonly batchSize: number; readonly pollIntervalMs: number; readonly retentionMs: number };
   readonly processedRetentionMs: number;
   readonly subscriberBuffer: number;
+  readonly subscriberBufferBytes: number;
   readonly consumers: readonly ConsumerConfig[];
   readonly brokers: BrokerSettings;
+  /** Absent: the gateway runs open (and says so at start). */
+  readonly auth: AuthConfig | undefined;
+  readonly limits: Limits;
+}
+
+/** What one request or connection may ask of the server. */
+export interface Limits {
+  /** Introspection (and GraphiQL, which needs it); off by default when NODE_ENV=production. */
+  readonly introspection: boolean;
+  readonly maxRequestBytes: number;
+  /** Operations per batched HTTP request; 0 turns batching off. */
+  readonly batchLimit: number;
+  readonly maxDepth: number;
+  readonly maxCost: number;
+  readonly maxAliases: number;
+  readonly maxDirectives: number;
+  readonly maxTokens: number;
+  readonly wsMaxPayloadBytes: number;
+  readonly wsInitTimeoutMs: number;
+  readonly wsMaxSubscriptions: number;
 }
 
 /** Everything the broker adapters read; each adapter takes its own part plus `topics`. */
@@ -127,7 +208,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const parsedEnv = envSchema.safeParse(blankToUndefined(env));
   if (!parsedEnv.success) throw new ConfigError(`invalid environment: ${describe(parsedEnv.error)}`);
   const e = parsedEnv.data;
-  const file = e.GATEWAY_CONFIG ? readConfigFile(e.GATEWAY_CONFIG) : { consumers: [], topics: {} };
+  const file = e.GATEWAY_CONFIG ? readConfigFile(e.GATEWAY_CONFIG) : { consumers: [], topics: {}, auth: undefined };
   return {
     port: e.PORT,
     host: e.HOST,
@@ -140,12 +221,27 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     relay: { batchSize: e.RELAY_BATCH_SIZE, pollIntervalMs: e.RELAY_POLL_INTERVAL_MS, retentionMs: e.OUTBOX_RETENTION_HOURS * HOUR },
     processedRetentionMs: e.PROCESSED_RETENTION_HOURS * HOUR,
     subscriberBuffer: e.SUBSCRIBER_BUFFER,
+    subscriberBufferBytes: e.SUBSCRIBER_BUFFER_BYTES,
     consumers: file.consumers,
     brokers: {
       rabbitmq: { url: e.RABBITMQ_URL, exchange: e.RABBITMQ_EXCHANGE },
       kafka: { brokers: e.KAFKA_BROKERS.split(','), clientId: e.KAFKA_CLIENT_ID, partitions: e.KAFKA_PARTITIONS, compression: e.KAFKA_COMPRESSION },
       nats: { url: e.NATS_URL, stream: e.NATS_STREAM, jetstream: e.NATS_JETSTREAM, maxAgeMs: e.NATS_MAX_AGE_MS },
       topics: file.topics,
+    },
+    auth: file.auth,
+    limits: {
+      introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
+      maxRequestBytes: e.MAX_REQUEST_BYTES,
+      batchLimit: e.BATCH_LIMIT,
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxCost: e.GRAPHQL_MAX_COST,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      wsMaxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
+      wsInitTimeoutMs: e.WS_INIT_TIMEOUT_MS,
+      wsMaxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,
     },
   };
 }

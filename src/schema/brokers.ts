@@ -29,6 +29,7 @@ const BrokerStatus = builder.objectRef<BrokerStatusShape>('BrokerStatus').implem
 
 builder.queryFields((t) => ({
   brokers: t.field({
+    authScopes: { admin: true },
     type: [BrokerStatus],
     resolve: (_, __, ctx) => {
       const { broker, relay, outbox } = ctx.services;

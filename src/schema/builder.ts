@@ -1,7 +1,10 @@
 import SchemaBuilder from '@pothos/core';
 import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import ValidationPlugin from '@pothos/plugin-validation';
-import { InvalidInputError } from '../errors.js';
+import { UnauthenticatedError } from '../auth/authenticator.js';
+import { allows } from '../auth/scopes.js';
+import { ForbiddenError, InvalidInputError } from '../errors.js';
 import { formatPath } from '../util/path.js';
 import type { GatewayContext } from './context.js';
 
@@ -14,9 +17,27 @@ export const builder = new SchemaBuilder<{
   };
   DefaultFieldNullability: false;
   DefaultEdgesNullability: false;
+  /** `publish` and `subscribe` take the `<topic>.<type>` targets an operation touches. */
+  AuthScopes: { admin: boolean; publish: readonly string[]; subscribe: readonly string[] };
   DefaultNodeNullability: false;
 }>({
-  plugins: [RelayPlugin, ValidationPlugin],
+  // Scope checks run first: a caller without the scope learns nothing from validation errors.
+  plugins: [ScopeAuthPlugin, RelayPlugin, ValidationPlugin],
+  scopeAuth: {
+    authorizeOnSubscribe: true,
+    authScopes: ({ principal }) => ({
+      admin: principal.grant.admin,
+      publish: (targets) => allows(principal.grant, 'publish', targets),
+      subscribe: (targets) => allows(principal.grant, 'subscribe', targets),
+    }),
+    unauthorizedError: (_parent, { principal }, info) => {
+      const what = `${info.parentType.name}.${info.fieldName}`;
+      if (principal.kind === 'anonymous') {
+        return new UnauthenticatedError(`authentication required for ${what}: send an API key (x-api-key) or a bearer token`);
+      }
+      return new ForbiddenError(`${principal.kind} "${principal.name}" lacks the scope ${what} needs`);
+    },
+  },
   defaultFieldNullability: false,
   relay: {
     clientMutationId: 'omit',

@@ -29,10 +29,12 @@ const ProcessedMessage = builder.objectRef<ProcessedMessageRow>('ProcessedMessag
 
 builder.queryFields((t) => ({
   consumers: t.field({
+    authScopes: { admin: true },
     type: [ConsumerStatusRef],
     resolve: (_, __, ctx) => ctx.services.consumers.statuses(),
   }),
   processedMessages: t.connection({
+    authScopes: { admin: true },
     type: ProcessedMessage,
     description: 'Events a consumer handled, newest first.',
     args: { consumer: t.arg.string({ required: true }) },
@@ -45,6 +47,7 @@ builder.queryFields((t) => ({
   { name: 'ProcessedMessageEdge' },
   ),
   processedMessage: t.field({
+    authScopes: { admin: true },
     type: ProcessedMessage,
     nullable: true,
     args: { consumer: t.arg.string({ required: true }), eventId: t.arg.id({ required: true }) },

@@ -1,3 +1,4 @@
+import type { Principal } from '../auth/principal.js';
 import type { Broker } from '../brokers/broker.js';
 import type { ConsumerManager } from '../consumers/consumer-manager.js';
 import type { EventPublisher } from '../events/publisher.js';
@@ -24,6 +25,8 @@ export interface Services {
 
 export interface GatewayContext {
   readonly services: Services;
+  /** Who is calling; `OPEN_PRINCIPAL` (everything allowed) when auth is not configured. */
+  readonly principal: Principal;
   /** From the `x-correlation-id` request header, when the client sent one. */
   readonly correlationId: string | null;
 }

@@ -29,6 +29,7 @@ export const DeadLetterRef = builder.objectRef<DeadLetterRow>('DeadLetter').impl
 
 builder.queryFields((t) => ({
   deadLetters: t.connection({
+    authScopes: { admin: true },
     type: DeadLetterRef,
     description: 'Dead letters, newest first.',
     args: {
@@ -48,6 +49,7 @@ builder.queryFields((t) => ({
   { name: 'DeadLetterEdge' },
   ),
   deadLetter: t.field({
+    authScopes: { admin: true },
     type: DeadLetterRef,
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
@@ -57,12 +59,14 @@ builder.queryFields((t) => ({
 
 builder.mutationFields((t) => ({
   replayDeadLetter: t.field({
+    authScopes: { admin: true },
     type: DeadLetterRef,
     description: 'Sends a DEAD letter back to its own consumer (never to other consumers) as a first attempt.',
     args: { id: t.arg.id({ required: true }) },
     resolve: (_, { id }, ctx) => ctx.services.consumers.replay(parseId(id)),
   }),
   discardDeadLetter: t.field({
+    authScopes: { admin: true },
     type: DeadLetterRef,
     description: 'Marks a DEAD letter as DISCARDED.',
     args: { id: t.arg.id({ required: true }) },
@@ -72,6 +76,7 @@ builder.mutationFields((t) => ({
 
 builder.subscriptionFields((t) => ({
   deadLettered: t.field({
+    authScopes: { admin: true },
     type: DeadLetterRef,
     description: 'Each new dead letter in this gateway process, optionally of one consumer.',
     args: { consumer: t.arg.string() },

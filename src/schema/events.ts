@@ -1,3 +1,4 @@
+import { target } from '../auth/scopes.js';
 import { topicSchema, type GatewayEvent } from '../events/event.js';
 import { publishEventInputSchema, type PublishOutcome } from '../events/publisher.js';
 import { builder } from './builder.js';
@@ -47,14 +48,16 @@ const PublishEventPayload = builder.objectRef<PublishOutcome>('PublishEventPaylo
 builder.mutationFields((t) => ({
   publishEvent: t.field({
     type: PublishEventPayload,
-    description: 'Writes one event to the outbox in one transaction; the relay then publishes it.',
+    description: 'Writes one event to the outbox in one transaction; the relay then publishes it. Needs `publish:<topic>.<type>`.',
     args: { input: t.arg({ type: PublishEventInput, required: true }) },
+    authScopes: (_, { input }) => ({ publish: [target(input.topic, input.type)] }),
     resolve: (_, { input }, ctx) => ctx.services.publisher.publish([input], ctx)[0]!,
   }),
   publishEvents: t.field({
     type: [PublishEventPayload],
-    description: 'Writes several events in one transaction: all of them or none.',
+    description: 'Writes several events in one transaction: all of them or none. Needs `publish:` for each.',
     args: { inputs: t.arg({ type: [PublishEventInput], required: true }) },
+    authScopes: (_, { inputs }) => ({ publish: inputs.map((input) => target(input.topic, input.type)) }),
     resolve: (_, { inputs }, ctx) => ctx.services.publisher.publish(inputs, ctx),
   }),
 }));
@@ -62,11 +65,15 @@ builder.mutationFields((t) => ({
 builder.subscriptionFields((t) => ({
   events: t.field({
     type: EventRef,
-    description: 'Live events of a topic as the broker delivers them, optionally only some types.',
+    description:
+      'Live events of a topic as the broker delivers them, optionally only some types. Needs `subscribe:<topic>.*`, or `subscribe:<topic>.<type>` for each listed type.',
     args: {
       topic: t.arg.string({ required: true, validate: topicSchema }),
       types: t.arg.stringList(),
     },
+    authScopes: (_, { topic, types }) => ({
+      subscribe: types?.length ? types.map((type) => target(topic, type)) : [target(topic)],
+    }),
     subscribe: (_, { topic, types }, ctx) => ctx.services.hub.subscribe(topic, { types }),
     resolve: (event) => event,
   }),

@@ -34,6 +34,7 @@ const OutboxEntry = builder.objectRef<OutboxRow>('OutboxEntry').implement({
 
 builder.queryFields((t) => ({
   outbox: t.connection({
+    authScopes: { admin: true },
     type: OutboxEntry,
     description: 'Outbox entries, oldest first.',
     args: { status: t.arg({ type: OutboxStatus }) },
@@ -47,6 +48,7 @@ builder.queryFields((t) => ({
   { name: 'OutboxEdge' },
   ),
   outboxEntry: t.field({
+    authScopes: { admin: true },
     type: OutboxEntry,
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
@@ -56,6 +58,7 @@ builder.queryFields((t) => ({
 
 builder.mutationFields((t) => ({
   retryOutboxEntry: t.field({
+    authScopes: { admin: true },
     type: OutboxEntry,
     description: 'Puts a FAILED entry back to PENDING so the relay tries it again now.',
     args: { id: t.arg.id({ required: true }) },

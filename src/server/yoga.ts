@@ -1,6 +1,12 @@
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
-import type { GraphQLError } from 'graphql';
+import { GraphQLError } from 'graphql';
+import { UnauthenticatedError, type Authenticator } from '../auth/authenticator.js';
+import { credentialsFromHeaders } from '../auth/credentials.js';
+import type { Principal } from '../auth/principal.js';
+import type { Limits } from '../config/config.js';
 import { gatewaySchema } from '../schema/index.js';
 import type { GatewayContext, Services } from '../schema/context.js';
 import type { Logger } from '../util/logger.js';
@@ -11,6 +17,8 @@ export type GatewayYoga = YogaServerInstance<Record<string, unknown>, GatewayCon
 export interface YogaOptions {
   readonly services: Services;
   readonly logger: Logger;
+  readonly authenticator: Authenticator;
+  readonly limits: Limits;
   /** Readiness: the store answers and the broker is connected. */
   readonly ready: () => boolean;
 }
@@ -35,25 +43,60 @@ query Operations {
 `;
 
 export function createGatewayYoga(options: YogaOptions): GatewayYoga {
-  const { services, logger } = options;
+  const { services, logger, authenticator, limits } = options;
   return createYoga<Record<string, unknown>, GatewayContext>({
     schema: gatewaySchema(),
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
-    context: (initial) => ({ services, correlationId: correlationIdFrom(initial) }),
-    graphiql: { title: 'event-gateway', subscriptionsProtocol: 'WS', defaultQuery: EXAMPLE_QUERY },
+    context: async (initial) => ({
+      services,
+      // Over WebSocket the principal was established once, at connection_init.
+      principal: (initial['principal'] as Principal | undefined) ?? (await authenticateRequest(authenticator, initial)),
+      correlationId: correlationIdFrom(initial),
+    }),
+    // GraphiQL needs introspection. With auth on it subscribes over SSE, so the credentials in
+    // its Headers tab reach subscriptions too (browser WebSockets cannot send headers).
+    graphiql: limits.introspection
+      ? { title: 'event-gateway', subscriptionsProtocol: authenticator.enabled ? 'SSE' : 'WS', defaultQuery: EXAMPLE_QUERY }
+      : false,
     // Served from the package, not a CDN: GraphiQL works on hosts without internet access.
     renderGraphiQL,
     maskedErrors: { maskError },
+    maxRequestBodySize: limits.maxRequestBytes,
+    batching: limits.batchLimit > 0 ? { limit: limits.batchLimit } : false,
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
       warn: (...args) => logger.warn(args.map(String).join(' ')),
       error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.map(String).join(' ')),
     },
-    plugins: [useReadinessCheck({ endpoint: '/ready', check: () => options.ready() }), useGraphQLErrorCodes()],
+    plugins: [
+      useReadinessCheck({ endpoint: '/ready', check: () => options.ready() }),
+      ...(limits.introspection ? [] : [useDisableIntrospection()]),
+      useQueryLimits(limits),
+      useGraphQLErrorCodes(),
+    ],
   });
+}
+
+/**
+ * GraphQL Armor's depth, cost, alias, directive and token limits, each rejection with its own
+ * `extensions.code`. Field suggestions ("did you mean …") are blocked where introspection is off,
+ * since they would leak the schema the same way.
+ */
+function useQueryLimits(limits: Limits): Plugin {
+  const coded = (code: string) => ({
+    onReject: [(_ctx: unknown, error: GraphQLError) => void ((error.extensions as Record<string, unknown>)['code'] = code)],
+  });
+  return EnvelopArmorPlugin({
+    maxDepth: { n: limits.maxDepth, ...coded('QUERY_TOO_DEEP') },
+    costLimit: { maxCost: limits.maxCost, ...coded('QUERY_TOO_COSTLY') },
+    maxAliases: { n: limits.maxAliases, ...coded('TOO_MANY_ALIASES') },
+    maxDirectives: { n: limits.maxDirectives, ...coded('TOO_MANY_DIRECTIVES') },
+    maxTokens: { n: limits.maxTokens, ...coded('TOO_MANY_TOKENS') },
+    blockFieldSuggestion: { enabled: !limits.introspection },
+  }) as Plugin;
 }
 
 /**
@@ -78,6 +121,17 @@ function useGraphQLErrorCodes(): Plugin {
       },
     }),
   };
+}
+
+/** Credentials that do not verify refuse the whole request with 401, before anything runs. */
+async function authenticateRequest(authenticator: Authenticator, initial: Record<string, unknown>): Promise<Principal> {
+  const request = initial['request'] as Request | undefined;
+  try {
+    return await authenticator.authenticate(credentialsFromHeaders((name) => request?.headers?.get?.(name)));
+  } catch (error) {
+    if (!(error instanceof UnauthenticatedError)) throw error;
+    throw new GraphQLError(error.message, { originalError: error, extensions: { code: error.code, http: { status: 401 } } });
+  }
 }
 
 /** `x-correlation-id` from the HTTP request, or from the WebSocket upgrade request. */

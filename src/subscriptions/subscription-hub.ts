@@ -1,5 +1,6 @@
 import type { Broker, Subscription } from '../brokers/broker.js';
 import { GatewayError } from '../errors.js';
+import { encodeEvent } from '../events/codec.js';
 import type { GatewayEvent } from '../events/event.js';
 import type { Logger } from '../util/logger.js';
 
@@ -15,6 +16,16 @@ export interface SubscriptionHubOptions {
    * @default 1000
    */
   bufferSize?: number;
+  /**
+   * Bytes (of encoded events) buffered per subscriber before it is disconnected as too slow.
+   * @default 4 MiB
+   */
+  bufferBytes?: number;
+}
+
+interface Bounds {
+  readonly events: number;
+  readonly bytes: number;
 }
 
 export interface EventStream extends AsyncIterableIterator<GatewayEvent> {
@@ -30,6 +41,7 @@ interface TopicEntry {
 
 class Subscriber implements EventStream {
   private readonly buffer: GatewayEvent[] = [];
+  private bufferedBytes = 0;
   private waiting: ((result: IteratorResult<GatewayEvent>) => void) | undefined;
   private failWaiting: ((error: Error) => void) | undefined;
   private done = false;
@@ -37,7 +49,7 @@ class Subscriber implements EventStream {
 
   constructor(
     private readonly types: ReadonlySet<string> | undefined,
-    private readonly capacity: number,
+    private readonly bounds: Bounds,
     private readonly onClose: (subscriber: Subscriber) => void,
   ) {}
 
@@ -49,11 +61,18 @@ class Subscriber implements EventStream {
       resolve({ value: event, done: false });
       return;
     }
-    if (this.buffer.length >= this.capacity) {
-      this.fail(new SubscriberOverflowError(`subscriber fell more than ${this.capacity} events behind and was disconnected`));
+    // The encoded body is cached on the event, so every subscriber of a topic shares one encoding.
+    const size = encodeEvent(event).byteLength;
+    if (this.buffer.length >= this.bounds.events || this.bufferedBytes + size > this.bounds.bytes) {
+      this.fail(
+        new SubscriberOverflowError(
+          `subscriber too slow: more than ${this.bounds.events} events or ${this.bounds.bytes} bytes waiting for it`,
+        ),
+      );
       return;
     }
     this.buffer.push(event);
+    this.bufferedBytes += size;
   }
 
   fail(error: Error): void {
@@ -71,7 +90,10 @@ class Subscriber implements EventStream {
 
   next(): Promise<IteratorResult<GatewayEvent>> {
     const event = this.buffer.shift();
-    if (event) return Promise.resolve({ value: event, done: false });
+    if (event) {
+      this.bufferedBytes -= encodeEvent(event).byteLength;
+      return Promise.resolve({ value: event, done: false });
+    }
     if (this.error) {
       const error = this.error;
       this.error = undefined;
@@ -104,6 +126,7 @@ class Subscriber implements EventStream {
   private finish(): void {
     this.done = true;
     this.buffer.length = 0;
+    this.bufferedBytes = 0;
     this.onClose(this);
   }
 }
@@ -116,7 +139,7 @@ class Subscriber implements EventStream {
  */
 export class SubscriptionHub {
   private readonly topics = new Map<string, TopicEntry>();
-  private readonly bufferSize: number;
+  private readonly bounds: Bounds;
   private readonly closing = new Set<Promise<void>>();
 
   constructor(
@@ -124,14 +147,14 @@ export class SubscriptionHub {
     private readonly logger: Logger,
     options: SubscriptionHubOptions = {},
   ) {
-    this.bufferSize = options.bufferSize ?? 1000;
+    this.bounds = { events: options.bufferSize ?? 1000, bytes: options.bufferBytes ?? 4 * 1024 * 1024 };
   }
 
   /** Resolves once the broker subscription for `topic` is live, so no later event is missed. */
   async subscribe(topic: string, options: { types?: readonly string[] | null | undefined } = {}): Promise<EventStream> {
     const types = options.types?.length ? new Set(options.types) : undefined;
     let entry = this.topics.get(topic);
-    const subscriber = new Subscriber(types, this.bufferSize, (s) => this.leave(topic, s));
+    const subscriber = new Subscriber(types, this.bounds, (s) => this.leave(topic, s));
     if (!entry) {
       const subscribers = new Set<Subscriber>();
       const ready = this.broker.subscribe(topic, (event) => {

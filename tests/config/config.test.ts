@@ -19,6 +19,25 @@ describe('configuration', () => {
     expect(config).toMatchObject({ port: 4000, databasePath: './data/gateway.db', broker: 'memory', maxEventBytes: 262144, consumers: [] });
   });
 
+  it('has GraphQL Armor-like limits by default, all configurable', () => {
+    expect(loadConfig({}).limits).toEqual({
+      introspection: true,
+      maxRequestBytes: 1024 * 1024,
+      batchLimit: 10,
+      maxDepth: 8,
+      maxCost: 5000,
+      maxAliases: 15,
+      maxDirectives: 50,
+      maxTokens: 1000,
+      wsMaxPayloadBytes: 64 * 1024,
+      wsInitTimeoutMs: 3000,
+      wsMaxSubscriptions: 20,
+    });
+    expect(loadConfig({ NODE_ENV: 'production' }).limits.introspection).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production', INTROSPECTION: 'true' }).limits.introspection).toBe(true);
+    expect(loadConfig({ GRAPHQL_MAX_DEPTH: '12', WS_MAX_SUBSCRIPTIONS: '5' }).limits).toMatchObject({ maxDepth: 12, wsMaxSubscriptions: 5 });
+  });
+
   it('fills consumer defaults: all types, 5 attempts, exponential backoff', () => {
     const [parsed] = parseConfigFile({ consumers: [consumer] }).consumers;
     expect(parsed).toEqual({

@@ -97,14 +97,15 @@ describe('GraphQL API on a real server', () => {
 
   it('shares one broker subscription between many subscribers of a topic', async () => {
     const topic = uniqueName('fanout');
-    const client = wsClient(app.url);
-    const subs = Array.from({ length: 25 }, () => subscribe<{ events: { id: string } }>(client, EVENTS, { topic }));
-    await waitForBrokerSubscription(topic, 25);
+    // Three connections of ten subscriptions each (a connection may hold at most 20).
+    const clients = [wsClient(app.url), wsClient(app.url), wsClient(app.url)];
+    const subs = clients.flatMap((client) => Array.from({ length: 10 }, () => subscribe<{ events: { id: string } }>(client, EVENTS, { topic })));
+    await waitForBrokerSubscription(topic, 30);
     expect(app.services.hub.stats().filter((s) => s.topic === topic)).toHaveLength(1);
     await gql(app.url, PUBLISH, { input: { topic, type: 'a.b', data: { n: 1 } } });
     for (const sub of subs) await sub.waitFor(1);
     subs.forEach((s) => s.close());
-    await client.dispose();
+    await Promise.all(clients.map((client) => client.dispose()));
     await waitFor(() => !app.services.hub.stats().some((s) => s.topic === topic), 5000, 'broker subscription closed');
   });
 

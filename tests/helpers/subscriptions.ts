@@ -48,17 +48,18 @@ export function subscribe<T>(client: Client, query: string, variables: Record<st
 }
 
 /** Reads a GraphQL-over-SSE subscription with fetch, collecting `next` payloads. */
-export function sseSubscribe<T>(httpUrl: string, query: string, variables: Record<string, unknown> = {}) {
+export function sseSubscribe<T>(httpUrl: string, query: string, variables: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
   const controller = new AbortController();
   const received: T[] = [];
+  const errors: unknown[] = [];
   const done = (async () => {
     const response = await fetch(httpUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      headers: { ...headers, 'content-type': 'application/json', accept: 'text/event-stream' },
       body: JSON.stringify({ query, variables }),
       signal: controller.signal,
     });
-    if (!response.ok || !response.body) throw new Error(`SSE request failed: ${response.status}`);
+    if (!response.body) throw new Error(`SSE request failed: ${response.status}`);
     const decoder = new TextDecoder();
     let buffer = '';
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
@@ -72,7 +73,10 @@ export function sseSubscribe<T>(httpUrl: string, query: string, variables: Recor
           .filter((line) => line.startsWith('data:'))
           .map((line) => line.slice(5).trim())
           .join('\n');
-        if (data) received.push((JSON.parse(data) as { data: T }).data);
+        if (!data) continue;
+        const payload = JSON.parse(data) as { data?: T; errors?: unknown[] };
+        if (payload.errors) errors.push(...payload.errors);
+        if (payload.data) received.push(payload.data);
       }
     }
   })().catch((error: unknown) => {
@@ -80,6 +84,7 @@ export function sseSubscribe<T>(httpUrl: string, query: string, variables: Recor
   });
   return {
     received,
+    errors,
     waitFor: (n: number, timeoutMs = 10_000) => waitFor(() => received.length >= n, timeoutMs, `${n} SSE results`).then(() => received),
     close: async () => {
       controller.abort();
