@@ -30,7 +30,7 @@ export interface BuildAppOptions {
   /** Function handlers for consumers, by consumer name (instead of, or overriding, a webhook). */
   handlers?: Record<string, EventHandler>;
   /** Relay tuning beyond the configuration (tests use short backoffs). */
-  relay?: Omit<RelayOptions, 'batchSize' | 'pollIntervalMs' | 'retentionMs'>;
+  relay?: Omit<RelayOptions, 'batchSize' | 'pollIntervalMs' | 'leaseMs' | 'retentionMs'>;
   /**
    * How long the broker may take to connect at start before the gateway starts without it
    * (the relay keeps retrying and `/ready` reports not ready meanwhile).
@@ -68,7 +68,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
 
   const relay = new Relay(
     { outbox, broker, wake, logger: logger.child({ component: 'relay' }) },
-    { ...options.relay, batchSize: config.relay.batchSize, pollIntervalMs: config.relay.pollIntervalMs, retentionMs: config.relay.retentionMs },
+    { ...options.relay, ...config.relay },
   );
   const consumers = new ConsumerManager(
     {

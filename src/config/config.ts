@@ -24,6 +24,7 @@ const envSchema = z.object({
   MAX_EVENT_BYTES: int(1024, 64 * 1024 * 1024).default(256 * 1024),
   RELAY_BATCH_SIZE: int(1, 10_000).default(256),
   RELAY_POLL_INTERVAL_MS: int(10, 3_600_000).default(2000),
+  RELAY_LEASE_MS: int(1000, 3_600_000).default(30_000),
   OUTBOX_RETENTION_HOURS: z.coerce.number().min(0).default(168),
   PROCESSED_RETENTION_HOURS: z.coerce.number().min(0).default(720),
   SUBSCRIBER_BUFFER: int(1, 1_000_000).default(1000),
@@ -159,7 +160,7 @@ export interface GatewayConfig {
   readonly logLevel: EnvConfig['LOG_LEVEL'];
   readonly eventSource: string;
   readonly maxEventBytes: number;
-  readonly relay: { readonly batchSize: number; readonly pollIntervalMs: number; readonly retentionMs: number };
+  readonly relay: { readonly batchSize: number; readonly pollIntervalMs: number; readonly leaseMs: number; readonly retentionMs: number };
   readonly processedRetentionMs: number;
   readonly subscriberBuffer: number;
   readonly subscriberBufferBytes: number;
@@ -218,7 +219,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     eventSource: e.EVENT_SOURCE,
     maxEventBytes: e.MAX_EVENT_BYTES,
-    relay: { batchSize: e.RELAY_BATCH_SIZE, pollIntervalMs: e.RELAY_POLL_INTERVAL_MS, retentionMs: e.OUTBOX_RETENTION_HOURS * HOUR },
+    relay: {
+      batchSize: e.RELAY_BATCH_SIZE,
+      pollIntervalMs: e.RELAY_POLL_INTERVAL_MS,
+      leaseMs: e.RELAY_LEASE_MS,
+      retentionMs: e.OUTBOX_RETENTION_HOURS * HOUR,
+    },
     processedRetentionMs: e.PROCESSED_RETENTION_HOURS * HOUR,
     subscriberBuffer: e.SUBSCRIBER_BUFFER,
     subscriberBufferBytes: e.SUBSCRIBER_BUFFER_BYTES,

@@ -19,8 +19,12 @@ export interface StoreOptions {
    */
   synchronous?: 'FULL' | 'NORMAL';
   /**
-   * How long a writer waits for another process's write lock before failing.
-   * @default 5000
+   * How long a writer waits for another process's write lock before failing with
+   * `StoreUnavailableError`. The wait blocks the event loop (the driver is synchronous), so it is
+   * kept short: a longer stall freezes every request, subscription and broker heartbeat of the
+   * process, and an HTTP request that arrived on a keep-alive connection meanwhile is reset when
+   * the stall outlasts the server's keep-alive timeout, instead of getting its answer.
+   * @default 250
    */
   busyTimeoutMs?: number;
 }
@@ -48,7 +52,7 @@ export function openStore(options: StoreOptions): Store {
   const sqlite = guard('open the database', () => new Database(options.path));
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
-  sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+  sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 250}`);
   sqlite.pragma('foreign_keys = ON');
   const db = drizzle(sqlite, { schema: tables });
   guard('apply migrations', () => migrate(db, { migrationsFolder: MIGRATIONS }));
