@@ -52,7 +52,7 @@ async function windowed(events: readonly GatewayEvent[], publish: (batch: Gatewa
   await Promise.all(inFlight);
 }
 
-async function measureRaw(target: BenchTarget, topic: string, events: GatewayEvent[]): Promise<number> {
+async function measureRaw(target: BenchTarget, events: GatewayEvent[]): Promise<number> {
   const started = performance.now();
   await windowed(events, (batch) => target.rawPublish(batch));
   return events.length / ((performance.now() - started) / 1000);
@@ -102,12 +102,12 @@ async function main(): Promise<void> {
     const target = await factory(topic);
     try {
       // Warm up connections, JIT and broker-side topology on both paths.
-      await measureRaw(target, topic, makeEvents(topic, Math.min(2000, EVENTS)));
+      await measureRaw(target, makeEvents(topic, Math.min(2000, EVENTS)));
       await measureRelay(target, makeEvents(topic, Math.min(2000, EVENTS)));
       const raw: number[] = [];
       const relayed: number[] = [];
       for (let round = 0; round < ROUNDS; round++) {
-        raw.push(await measureRaw(target, topic, makeEvents(topic, EVENTS)));
+        raw.push(await measureRaw(target, makeEvents(topic, EVENTS)));
         relayed.push(await measureRelay(target, makeEvents(topic, EVENTS)));
         await target.drain?.();
       }

@@ -58,6 +58,8 @@ export interface App {
 
 export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): App {
   const logger = options.logger ?? createLogger(config.logLevel);
+  // Checked before anything is opened, so a consumer without a handler leaves nothing behind.
+  const definitions = consumerDefinitions(config, options.handlers ?? {});
   const store = openStore({ path: config.databasePath, synchronous: config.databaseSynchronous });
   const wake = new Signal();
   const outbox = createOutboxRepository(store, { onAppend: () => wake.notify() });
@@ -79,7 +81,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
       onDeadLetter: (row) => deadLetterBus.publish(row),
       processedRetentionMs: config.processedRetentionMs,
     },
-    consumerDefinitions(config, options.handlers ?? {}),
+    definitions,
   );
   const hub = new SubscriptionHub(broker, logger.child({ component: 'subscriptions' }), {
     bufferSize: config.subscriberBuffer,
@@ -185,7 +187,9 @@ function consumerDefinitions(config: GatewayConfig, handlers: Record<string, Eve
   return config.consumers.map((consumer) => {
     const fn = handlers[consumer.name] ?? consumer.handler;
     const webhook = consumer.webhook;
-    if (!fn && !webhook) throw new ConfigError(`consumer "${consumer.name}" has neither a webhook nor a handler function`);
+    if (!fn && !webhook) {
+      throw new ConfigError(`consumer "${consumer.name}" has no handler: give it a "webhook" in GATEWAY_CONFIG, or a function in buildApp's handlers`);
+    }
     return {
       name: consumer.name,
       topic: consumer.topic,

@@ -54,7 +54,11 @@ export type Settlement =
   | { readonly kind: 'ack' }
   /** Deliver the same message to this consumer again after `delayMs`, with `attempt + 1`. */
   | { readonly kind: 'retry'; readonly delayMs: number; readonly error: string }
-  /** Move the message to this consumer's broker-side dead-letter queue (`<consumer>.dlq`). */
+  /**
+   * Stop delivering the message to this consumer. The pipeline has already recorded the dead
+   * letter in the store, which replay reads; an adapter may also keep a broker-side copy
+   * (`<consumer>.dlq` on RabbitMQ and Kafka) for operators who read the broker directly.
+   */
   | { readonly kind: 'dead-letter'; readonly error: string };
 
 /**
@@ -105,7 +109,7 @@ export interface Broker {
   /**
    * Publishes a batch durably. Resolves when the broker has confirmed every event (publisher
    * confirms, acks=-1, JetStream acks). Rejects with `PublishError`, whose `failures` lists the
-   * events that were not confirmed; the others were. The relay never puts two events of one key
+   * events that were not confirmed (the others were), or with any other error when none was. The relay never puts two events of one key
    * in one call (see `Relay`), so an adapter may send a batch's events concurrently.
    */
   publish(events: readonly GatewayEvent[]): Promise<void>;

@@ -277,7 +277,6 @@ export function parseConfigFile(json: unknown, where = 'config'): z.infer<typeof
   parsed.data.consumers.forEach((consumer, i) => {
     if (seen.has(consumer.name)) throw new ConfigError(`${where}: consumers[${i}].name: "${consumer.name}" is used twice`);
     seen.add(consumer.name);
-    if (!consumer.webhook) throw new ConfigError(`${where}: consumers[${i}].webhook: required (a consumer needs a handler)`);
   });
   return parsed.data;
 }

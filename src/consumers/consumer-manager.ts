@@ -1,7 +1,9 @@
 import type { Broker, ConsumerBinding, ConsumerHandle } from '../brokers/broker.js';
+import { INVALID_MESSAGE_TYPE } from '../events/codec.js';
 import { BrokerUnavailableError, ConflictError, errorMessage, NotFoundError } from '../errors.js';
 import { deadLetterEvent, type DeadLetterRepository, type DeadLetterRow } from '../store/dead-letter-repository.js';
 import type { ProcessedMessageRepository } from '../store/processed-message-repository.js';
+import { pruneInBatches } from '../store/prune.js';
 import type { Logger } from '../util/logger.js';
 import { ConsumerStats, createPipeline, type ConsumerDefinition } from './pipeline.js';
 
@@ -46,6 +48,8 @@ interface RunningConsumer {
 export class ConsumerManager {
   private readonly consumers = new Map<string, RunningConsumer>();
   private pruneTimer: NodeJS.Timeout | undefined;
+  private pruning: Promise<void> | undefined;
+  private readonly stopped = new AbortController();
 
   constructor(
     private readonly deps: ConsumerManagerDeps,
@@ -74,19 +78,24 @@ export class ConsumerManager {
     if (retention > 0 && this.consumers.size > 0) {
       this.pruneTimer = setInterval(() => this.pruneProcessed(retention), PRUNE_INTERVAL_MS).unref();
     }
-    for (const consumer of this.consumers.values()) {
-      const handler = createPipeline(consumer.definition, consumer.stats, this.deps);
-      consumer.handle = await this.deps.broker.consume(consumer.binding, handler);
-      this.deps.logger.info(
-        { consumer: consumer.definition.name, topic: consumer.definition.topic, handler: consumer.definition.description },
-        'consumer started',
-      );
-    }
+    // Attached side by side: each may wait for its broker-side setup (a queue, a group join).
+    await Promise.all(
+      [...this.consumers.values()].map(async (consumer) => {
+        const handler = createPipeline(consumer.definition, consumer.stats, this.deps);
+        consumer.handle = await this.deps.broker.consume(consumer.binding, handler);
+        this.deps.logger.info(
+          { consumer: consumer.definition.name, topic: consumer.definition.topic, handler: consumer.definition.description },
+          'consumer started',
+        );
+      }),
+    );
   }
 
   /** Stops taking deliveries and waits for handler calls in flight. */
   async stop(): Promise<void> {
     clearInterval(this.pruneTimer);
+    this.stopped.abort();
+    await this.pruning;
     await Promise.all(
       [...this.consumers.values()].map(async (consumer) => {
         const handle = consumer.handle;
@@ -97,11 +106,26 @@ export class ConsumerManager {
   }
 
   private pruneProcessed(retentionMs: number): void {
+    if (this.pruning) return;
+    const before = Date.now() - retentionMs;
+    const { processed, logger } = this.deps;
+    this.pruning = pruneInBatches((batchSize) => processed.prune(before, batchSize), this.stopped.signal)
+      .then((pruned) => {
+        if (pruned > 0) logger.info({ pruned }, 'pruned old processed-event records');
+      })
+      .catch((error: unknown) => logger.warn({ err: error }, 'could not prune processed-event records'))
+      .finally(() => {
+        this.pruning = undefined;
+      });
+  }
+
+  /** Lag is best effort: a broker that cannot tell now shows null, and the reason is logged. */
+  private async lagOf(name: string, handle: ConsumerHandle): Promise<number | null> {
     try {
-      const pruned = this.deps.processed.prune(Date.now() - retentionMs);
-      if (pruned > 0) this.deps.logger.info({ pruned }, 'pruned old processed-event records');
+      return await handle.lag();
     } catch (error) {
-      this.deps.logger.warn({ err: error }, 'could not prune processed-event records');
+      this.deps.logger.warn({ err: error, consumer: name }, 'could not read consumer lag');
+      return null;
     }
   }
 
@@ -121,9 +145,9 @@ export class ConsumerManager {
         maxAttempts: definition.maxAttempts,
         running: handle !== undefined,
         processed: processed.get(definition.name) ?? 0,
-        retrying: stats.retrying.size,
+        retrying: stats.retrying(),
         deadLettered: dead.get(definition.name) ?? 0,
-        lag: handle ? await handle.lag().catch(() => null) : null,
+        lag: handle ? await this.lagOf(definition.name, handle) : null,
       })),
     );
   }
@@ -139,11 +163,16 @@ export class ConsumerManager {
     if (!consumer) {
       throw new ConflictError(`dead letter ${id} belongs to consumer "${letter.consumer}", which this gateway does not run`);
     }
+    const event = deadLetterEvent(letter);
+    if (event.type === INVALID_MESSAGE_TYPE) {
+      // Its stand-in event is not what was sent: replaying it would hand the handler a fake.
+      throw new ConflictError(`dead letter ${id} holds a message that was not a valid CloudEvent; it cannot be replayed, only discarded`);
+    }
     // Claim the letter first so two replays of one letter cannot both send it.
     const replayed = this.deps.deadLetters.transition(id, 'DEAD', 'REPLAYED');
     if (!replayed) throw new ConflictError(`dead letter ${id} is ${letter.status}; only DEAD letters can be replayed`);
     try {
-      await this.deps.broker.redeliver(consumer.binding, deadLetterEvent(letter));
+      await this.deps.broker.redeliver(consumer.binding, event);
     } catch (error) {
       this.deps.deadLetters.transition(id, 'REPLAYED', 'DEAD');
       this.deps.logger.error({ err: error, deadLetterId: id, consumer: letter.consumer, eventId: letter.eventId }, 'replay failed');

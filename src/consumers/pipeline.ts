@@ -1,10 +1,11 @@
 import type { DeliveryHandler } from '../brokers/broker.js';
+import { errorMessage } from '../errors.js';
 import type { DeadLetterRepository, DeadLetterRow } from '../store/dead-letter-repository.js';
 import type { ProcessedMessageRepository } from '../store/processed-message-repository.js';
 import type { BackoffPolicy } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
 import type { EventHandler } from './handlers/handler.js';
-import { ACK, compose, type Middleware } from './middleware.js';
+import { ACK, compose, type Middleware, type Settlement } from './middleware.js';
 import { correlation, correlationIdOf } from './middlewares/correlation.js';
 import { deadLetter } from './middlewares/dead-letter.js';
 import { rejectInvalid, typeFilter } from './middlewares/filters.js';
@@ -28,26 +29,31 @@ export interface ConsumerDefinition {
   readonly description: string;
 }
 
+/** A retry scheduled this long ago and never seen again was taken by another process or dropped. */
+const RETRY_FORGET_AFTER_MS = 60_000;
+/** When something outside the handler threw (the store, a bug), try the delivery again after this. */
+const UNEXPECTED_FAILURE_RETRY_MS = 5000;
+
 /** Live counters of one consumer in this process. */
 export class ConsumerStats {
-  /** Event ids that failed and are waiting for another attempt. */
-  readonly retrying = new Set<string>();
-  handled = 0;
-  duplicatesSkipped = 0;
-  failedAttempts = 0;
+  /** Event id → when its next attempt is due, for failures waiting for another attempt. */
+  private readonly retries = new Map<string, number>();
+
+  /** Events waiting for another attempt in this process. */
+  retrying(now = Date.now()): number {
+    for (const [id, dueAt] of this.retries) if (dueAt + RETRY_FORGET_AFTER_MS < now) this.retries.delete(id);
+    return this.retries.size;
+  }
+
+  isRetrying(eventId: string): boolean {
+    return this.retries.has(eventId);
+  }
 
   middleware(): Middleware {
     return (next) => async (delivery) => {
       const settlement = await next(delivery);
-      const id = delivery.event.id;
-      if (settlement.kind === 'retry') {
-        this.retrying.add(id);
-        this.failedAttempts++;
-      } else {
-        this.retrying.delete(id);
-        if (settlement.kind === 'dead-letter') this.failedAttempts++;
-        else this.handled++;
-      }
+      if (settlement.kind === 'retry') this.retries.set(delivery.event.id, Date.now() + settlement.delayMs);
+      else this.retries.delete(delivery.event.id);
       return settlement;
     };
   }
@@ -62,7 +68,7 @@ export interface PipelineDeps {
 
 /**
  * The pipeline every durable consumer's handler runs in, outermost first:
- * stats → per-key order → correlation → dead-letter record → reject undecodable → type filter →
+ * guard → stats → per-key order → correlation → dead-letter record → reject undecodable → type filter →
  * idempotency → retry → handler.
  */
 export function createPipeline(definition: ConsumerDefinition, stats: ConsumerStats, deps: PipelineDeps): DeliveryHandler {
@@ -77,6 +83,7 @@ export function createPipeline(definition: ConsumerDefinition, stats: ConsumerSt
     return ACK;
   };
   return compose(
+    guard(logger),
     stats.middleware(),
     keyOrder(),
     correlation(consumer),
@@ -87,25 +94,41 @@ export function createPipeline(definition: ConsumerDefinition, stats: ConsumerSt
       consumer,
       repository: deps.processed,
       logger,
-      onDuplicate: () => stats.duplicatesSkipped++,
     }),
     retry({ maxAttempts: definition.maxAttempts, backoff: definition.backoff }),
     logFailures(logger),
   )(handle);
 }
 
-/** Every failed attempt is logged with the ids that find the message again. */
-function logFailures(logger: Logger): Middleware {
+/** Every failed attempt is logged with the ids that find the message again, and passed on. */
+const logFailures = (logger: Logger) =>
+  onThrow(logger, 'warn', 'handler failed', (error) => {
+    throw error;
+  });
+
+/**
+ * The outermost step: whatever throws outside the handler (the store behind idempotency or the
+ * dead-letter record, a bug) becomes a retry after a pause, so no adapter ever sees a throw.
+ */
+const guard = (logger: Logger) =>
+  onThrow(logger, 'error', 'delivery failed outside its handler; it will be tried again', (error) => ({
+    kind: 'retry',
+    delayMs: UNEXPECTED_FAILURE_RETRY_MS,
+    error: `gateway failure: ${errorMessage(error)}`,
+  }));
+
+/** Logs what the rest of the pipeline threw with the event's ids, then lets `then` settle it. */
+function onThrow(logger: Logger, level: 'warn' | 'error', message: string, then: (error: unknown) => Settlement): Middleware {
   return (next) => async (delivery) => {
     try {
       return await next(delivery);
     } catch (error) {
       const { event } = delivery;
-      logger.warn(
+      logger[level](
         { err: error, eventId: event.id, topic: event.topic, type: event.type, attempt: delivery.attempt, correlationId: correlationIdOf(event) },
-        'handler failed',
+        message,
       );
-      throw error;
+      return then(error);
     }
   };
 }

@@ -135,6 +135,9 @@ export function decodeEvent(body: Uint8Array | string, context: DecodeContext): 
   };
 }
 
+/** The type of the stand-in event for a message that could not be decoded. */
+export const INVALID_MESSAGE_TYPE = 'gateway.invalid-message';
+
 /**
  * Stand-in for a message that could not be decoded, so that it can be dead-lettered and shown
  * in the DLQ with its raw body rather than dropped.
@@ -147,7 +150,7 @@ export function undecodableEvent(
   return {
     id: context.messageId ?? `invalid-${crypto.randomUUID()}`,
     source: 'event-gateway',
-    type: 'gateway.invalid-message',
+    type: INVALID_MESSAGE_TYPE,
     topic: context.topic,
     subject: null,
     time: new Date(),

@@ -64,7 +64,14 @@ export class EventPublisher {
    */
   publish(inputs: readonly PublishEventInput[], context: { correlationId?: string | null } = {}): PublishOutcome[] {
     const now = new Date();
-    const events = inputs.map((input, index) => this.toEvent(input, now, context.correlationId ?? null, inputs.length > 1 ? index : null));
+    const headerCorrelationId = context.correlationId ?? null;
+    if (headerCorrelationId !== null) {
+      const checked = correlationIdSchema.safeParse(headerCorrelationId);
+      if (!checked.success) {
+        throw new InvalidInputError(`x-correlation-id header: ${checked.error.issues[0]!.message}`, { details: { field: 'x-correlation-id' } });
+      }
+    }
+    const events = inputs.map((input, index) => this.toEvent(input, now, headerCorrelationId, inputs.length > 1 ? index : null));
     return this.outbox.append(events).map(({ row, duplicate }) => ({
       event: duplicate ? outboxRowToEvent(row) : events.find((e) => e.id === row.eventId)!,
       outboxId: row.id,

@@ -44,7 +44,7 @@ export class CircuitBreaker {
     return this.current;
   }
 
-  /** Why the circuit last opened. */
+  /** The error of the latest failed attempt, until an attempt succeeds. */
   get lastReason(): string | null {
     return this.reason;
   }
@@ -83,6 +83,7 @@ export class CircuitBreaker {
 
   success(): void {
     this.failures = 0;
+    this.reason = null;
     this.probeInFlight = false;
     if (this.current !== 'CLOSED') {
       this.openings = 0;

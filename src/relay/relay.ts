@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Broker } from '../brokers/broker.js';
 import { errorMessage, PublishError, UnroutableEventError } from '../errors.js';
 import { outboxRowToEvent, type ClaimedRow, type OutboxRepository, type PublishResult } from '../store/outbox-repository.js';
+import { pruneInBatches } from '../store/prune.js';
 import { backoffDelay, sleep, type BackoffPolicy } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
 import type { Signal } from '../util/signal.js';
@@ -54,15 +55,16 @@ export interface RelayDeps {
 }
 
 export interface RelayStats {
+  /** Events this relay saw confirmed by the broker since it started. */
   published: number;
-  failedAttempts: number;
-  batches: number;
 }
 
 /** Rows sent while the circuit is half-open: enough to prove the broker is back, little to lose. */
 const PROBE_BATCH = 8;
 /** Pause after the store itself failed, so a broken disk does not spin the loop. */
 const STORE_ERROR_PAUSE_MS = 1000;
+/** Shortest idle wait, so a row that is due but raced away never makes the loop spin. */
+const MIN_IDLE_WAIT_MS = 25;
 
 /**
  * Moves outbox rows to the broker: claims due rows oldest first, publishes them as one batch,
@@ -72,12 +74,13 @@ const STORE_ERROR_PAUSE_MS = 1000;
  */
 export class Relay {
   readonly breaker: CircuitBreaker;
-  readonly stats: RelayStats = { published: 0, failedAttempts: 0, batches: 0 };
+  readonly stats: RelayStats = { published: 0 };
   private readonly options: Required<Omit<RelayOptions, 'circuitBreaker'>>;
   private readonly abort = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
   private loop: Promise<void> | undefined;
   private lastPrune = 0;
+  private pruning: Promise<void> | undefined;
 
   constructor(
     private readonly deps: RelayDeps,
@@ -110,7 +113,7 @@ export class Relay {
   async stop(): Promise<void> {
     this.abort.abort();
     await this.loop;
-    await Promise.all([...this.inFlight]);
+    await Promise.all([...this.inFlight, this.pruning]);
   }
 
   private get stopping(): boolean {
@@ -168,7 +171,7 @@ export class Relay {
       /* the claim path reports store errors */
     }
     const poll = this.options.pollIntervalMs;
-    return next === null ? poll : Math.min(poll, Math.max(0, next - Date.now()));
+    return next === null ? poll : Math.min(poll, Math.max(MIN_IDLE_WAIT_MS, next - Date.now()));
   }
 
   /**
@@ -179,24 +182,48 @@ export class Relay {
    */
   private async publish(rows: ClaimedRow[]): Promise<void> {
     const { outbox, logger } = this.deps;
+    // A slow broker (a resource alarm, long confirm timeouts, several waves) must not let the
+    // lease lapse while the batch is out: another relay would publish the same rows again.
+    const ids = rows.map((row) => row.id);
+    const renewal = setInterval(() => {
+      try {
+        outbox.renew(this.options.owner, ids, this.options.leaseMs);
+      } catch (error) {
+        logger.warn({ err: error }, 'relay could not renew its claim');
+      }
+    }, this.options.leaseMs / 3);
+    try {
+      await this.publishWaves(rows);
+    } finally {
+      clearInterval(renewal);
+    }
+  }
+
+  private async publishWaves(rows: ClaimedRow[]): Promise<void> {
+    const { outbox, logger } = this.deps;
     const results: PublishResult[] = [];
     const held: number[] = [];
     const failedKeys = new Set<string>();
     let brokerDown = false;
+    const keyOf = new Map(rows.map((row) => [row.id, row.key]));
     for (const wave of waves(rows)) {
-      const sendable: ClaimedRow[] = brokerDown ? [] : wave.filter((row) => row.key === null || !failedKeys.has(row.key));
-      for (const row of wave) if (!sendable.includes(row)) held.push(row.id);
+      const sendable: ClaimedRow[] = [];
+      for (const row of wave) {
+        if (!brokerDown && (row.key === null || !failedKeys.has(row.key))) sendable.push(row);
+        else held.push(row.id);
+      }
       if (sendable.length === 0) continue;
       const outcome = await this.publishWave(sendable);
       results.push(...outcome);
-      const failed = outcome.filter((r) => !r.ok);
-      for (const result of failed) {
-        const key = sendable.find((row) => row.id === result.id)?.key;
+      let failed = 0;
+      for (const result of outcome) {
+        if (result.ok) continue;
+        failed++;
+        const key = keyOf.get(result.id);
         if (key != null) failedKeys.add(key);
       }
-      brokerDown = failed.length === sendable.length;
+      brokerDown = failed === sendable.length;
     }
-    this.stats.batches++;
     this.stats.published += results.filter((r) => r.ok).length;
     try {
       outbox.settle(this.options.owner, results);
@@ -231,7 +258,6 @@ export class Relay {
         };
       });
       const failed = results.filter((r) => !r.ok).length;
-      this.stats.failedAttempts += failed;
       // A broker that confirmed part of the batch is up, and so is one that only had nowhere to
       // route these events: only a whole batch lost to the broker itself counts against it.
       const reasons = failures ? [...failures.values()] : [error];
@@ -246,17 +272,21 @@ export class Relay {
     }
   }
 
+  /** Prunes in the background, so a large backlog of old rows never holds up publishing. */
   private pruneIfDue(): void {
     const { retentionMs, pruneIntervalMs } = this.options;
     const now = Date.now();
-    if (retentionMs <= 0 || now - this.lastPrune < pruneIntervalMs) return;
+    if (retentionMs <= 0 || this.pruning || now - this.lastPrune < pruneIntervalMs) return;
     this.lastPrune = now;
-    try {
-      const pruned = this.deps.outbox.prunePublished(now - retentionMs);
-      if (pruned > 0) this.deps.logger.info({ pruned }, 'pruned published outbox rows');
-    } catch (error) {
-      this.deps.logger.warn({ err: error }, 'could not prune the outbox');
-    }
+    const { outbox, logger } = this.deps;
+    this.pruning = pruneInBatches((batchSize) => outbox.prunePublished(now - retentionMs, batchSize), this.abort.signal)
+      .then((pruned) => {
+        if (pruned > 0) logger.info({ pruned }, 'pruned published outbox rows');
+      })
+      .catch((error: unknown) => logger.warn({ err: error }, 'could not prune the outbox'))
+      .finally(() => {
+        this.pruning = undefined;
+      });
   }
 }
 

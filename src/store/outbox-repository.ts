@@ -1,7 +1,8 @@
-import { and, asc, desc, eq, gt, inArray, lt, lte, min, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
 import { decodeStoredEvent, encodeEvent } from '../events/codec.js';
 import type { GatewayEvent } from '../events/event.js';
 import { guard, type Store } from './database.js';
+import { PRUNE_BATCH_SIZE } from './prune.js';
 import { decodeNumericCursor, encodeCursor, type PageRequest } from './pagination.js';
 import { outbox, type OutboxStatus } from './tables.js';
 
@@ -49,7 +50,13 @@ export interface OutboxRepository {
   settle(owner: string, results: readonly PublishResult[], now?: number): void;
   /** Gives claimed rows back without counting an attempt. */
   release(owner: string, ids: readonly number[]): void;
-  /** Earliest time a currently unclaimed PENDING row becomes due, if any. */
+  /** Extends this relay's claim on rows it is still publishing, so no other relay takes them. */
+  renew(owner: string, ids: readonly number[], leaseMs: number, now?: number): void;
+  /**
+   * Earliest time a claim could find a row, if any PENDING row exists: over the first PENDING
+   * row of each key (later ones wait behind it) and every row without a key, the moment it is
+   * both due and unclaimed.
+   */
   nextDueAt(): number | null;
   get(id: number): OutboxRow | undefined;
   getByEventId(eventId: string): OutboxRow | undefined;
@@ -57,7 +64,10 @@ export interface OutboxRepository {
   count(status: OutboxStatus): number;
   /** Puts a FAILED row back to PENDING, due now. Returns the row, or undefined if it is not FAILED. */
   retry(id: number, now?: number): OutboxRow | undefined;
-  /** Deletes PUBLISHED rows published before `before`. Never touches PENDING or FAILED rows. */
+  /**
+   * Deletes up to `batchSize` PUBLISHED rows published before `before`, oldest first, and returns
+   * how many. Never touches PENDING or FAILED rows.
+   */
   prunePublished(before: number, batchSize?: number): number;
 }
 
@@ -83,6 +93,12 @@ const CLAIMABLE_SQL = `
 const MARK_CLAIMED_SQL = `update outbox set claimed_by = @owner, claim_expires_at = @expires where id in (select value from json_each(@ids))`;
 const READ_CLAIMED_SQL = `select id, event_id as eventId, key, attempts, body from outbox where id in (select value from json_each(@ids)) order by id`;
 
+const NEXT_CLAIMABLE_SQL = `
+  select min(max(o.next_attempt_at, coalesce(o.claim_expires_at, 0))) from outbox o
+  where o.status = 'PENDING'
+    and (o.key is null or not exists (
+      select 1 from outbox p where p.status = 'PENDING' and p.key = o.key and p.id < o.id))`;
+
 const PUBLISHED_SQL = `
   update outbox set status = 'PUBLISHED', published_at = @now, claimed_by = null, claim_expires_at = null
   where id in (select value from json_each(@ids)) and status = 'PENDING'`;
@@ -93,6 +109,7 @@ export function createOutboxRepository(store: Store, hooks: { onAppend?: () => v
   const markClaimed = store.sqlite.prepare<{ owner: string; expires: number; ids: string }>(MARK_CLAIMED_SQL);
   const readClaimed = store.sqlite.prepare<{ ids: string }>(READ_CLAIMED_SQL);
   const publishedStatement = store.sqlite.prepare<{ now: number; ids: string }>(PUBLISHED_SQL);
+  const nextClaimable = store.sqlite.prepare(NEXT_CLAIMABLE_SQL).pluck();
 
   return {
     append(events) {
@@ -171,15 +188,21 @@ export function createOutboxRepository(store: Store, hooks: { onAppend?: () => v
       );
     },
 
-    nextDueAt() {
-      const row = guard('read the outbox', () =>
-        db
-          .select({ at: min(outbox.nextAttemptAt) })
-          .from(outbox)
-          .where(and(eq(outbox.status, 'PENDING'), sql`${outbox.claimedBy} is null`))
-          .get(),
+    renew(owner, ids, leaseMs, now = Date.now()) {
+      if (ids.length === 0) return;
+      store.transaction(
+        () =>
+          db.update(outbox)
+            .set({ claimExpiresAt: new Date(now + leaseMs) })
+            .where(and(inArray(outbox.id, [...ids]), eq(outbox.claimedBy, owner), eq(outbox.status, 'PENDING')))
+            .run(),
+        { relaxed: true },
       );
-      return row?.at ? row.at.getTime() : null;
+    },
+
+    nextDueAt() {
+      const at = guard('read the outbox', () => nextClaimable.get() as number | null);
+      return at ?? null;
     },
 
     get(id) {
@@ -228,7 +251,7 @@ export function createOutboxRepository(store: Store, hooks: { onAppend?: () => v
       return row;
     },
 
-    prunePublished(before, batchSize = 5000) {
+    prunePublished(before, batchSize = PRUNE_BATCH_SIZE) {
       const result = store.transaction(() =>
         db
           .delete(outbox)
@@ -239,9 +262,7 @@ export function createOutboxRepository(store: Store, hooks: { onAppend?: () => v
                 .select({ id: outbox.id })
                 .from(outbox)
                 .where(and(eq(outbox.status, 'PUBLISHED'), lte(outbox.publishedAt, new Date(before))))
-                // Oldest ids were published first: walking the status index in id order finds
-                // them without an index on published_at that every publish would have to update.
-                .orderBy(asc(outbox.id))
+                .orderBy(asc(outbox.publishedAt))
                 .limit(batchSize),
             ),
           )

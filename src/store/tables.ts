@@ -41,6 +41,8 @@ export const outbox = sqliteTable(
     index('outbox_pending_idx').on(t.id).where(sql`${t.status} = 'PENDING'`),
     // For the claim: "is an earlier row of this key still pending?"
     index('outbox_pending_key_idx').on(t.key, t.id).where(sql`${t.status} = 'PENDING' and ${t.key} is not null`),
+    // For pruning: finds rows past their retention without scanning the table.
+    index('outbox_published_at_idx').on(t.publishedAt).where(sql`${t.status} = 'PUBLISHED'`),
   ],
 );
 
@@ -79,6 +81,8 @@ export const processedMessages = sqliteTable(
   (t) => [
     primaryKey({ columns: [t.consumer, t.eventId] }),
     index('processed_messages_consumer_at_idx').on(t.consumer, t.processedAt),
+    // For pruning across all consumers.
+    index('processed_messages_at_idx').on(t.processedAt),
   ],
 );
 

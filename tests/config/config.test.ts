@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
 import { loadConfig, parseConfigFile } from '../../src/config/config.js';
 import { ConfigError } from '../../src/errors.js';
 
@@ -57,10 +58,18 @@ describe('configuration', () => {
     [{ consumers: [{ ...consumer, retries: 3 }] }, 'unknown key consumers[0].retries'],
     [{ consumer: [] }, 'unknown key consumer'],
     [{ consumers: [consumer, consumer] }, 'consumers[1].name: "billing" is used twice'],
-    [{ consumers: [{ name: 'x', topic: 'orders' }] }, 'consumers[0].webhook: required'],
   ])('names the bad key in %j', (json, expected) => {
     expect(() => parseConfigFile(json)).toThrow(ConfigError);
     expect(() => parseConfigFile(json)).toThrow(expected);
+  });
+
+  it('takes a consumer without a webhook, for a handler function given in code; without one the app refuses to build', () => {
+    const config = { ...loadConfig({ DATABASE_PATH: ':memory:', LOG_LEVEL: 'silent' }), ...parseConfigFile({ consumers: [{ name: 'audit', topic: 'orders' }] }) };
+    expect(config.consumers[0]).toMatchObject({ name: 'audit', topic: 'orders' });
+    expect(config.consumers[0]!.webhook).toBeUndefined();
+    expect(() => buildApp(config)).toThrow(/consumer "audit" has no handler: give it a "webhook"/);
+    const app = buildApp(config, { handlers: { audit: () => undefined } });
+    expect(app.services.consumers.names()).toEqual(['audit']);
   });
 
   it('stops on a config file that is not JSON, naming the file', () => {

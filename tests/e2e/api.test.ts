@@ -135,6 +135,14 @@ describe('GraphQL API on a real server', () => {
     expect(result.data!.publishEvent.event.correlationId).toBe('req-123');
   });
 
+  it('refuses an x-correlation-id header that is too long, writing nothing', async () => {
+    const before = outboxCount();
+    const result = await gql(app.url, PUBLISH, { input: { topic: uniqueName('t'), type: 'a.b', data: 1 } }, { 'x-correlation-id': 'r'.repeat(201) });
+    expect(result.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT' } });
+    expect(result.errors?.[0]?.message).toMatch(/x-correlation-id header: correlationId must be at most 200 characters/);
+    expect(outboxCount()).toBe(before);
+  });
+
   describe('bad input gets a coded error and writes nothing', () => {
     const cases: [string, string, Record<string, unknown> | undefined, string][] = [
       ['an unknown input field', PUBLISH, { input: { topic: 't', type: 'a', data: 1, colour: 'red' } }, 'BAD_USER_INPUT'],

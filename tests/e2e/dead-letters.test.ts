@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { gql, startTestApp } from '../helpers/app.js';
-import { uniqueName, waitFor } from '../helpers/events.js';
+import { uniqueName } from '../helpers/events.js';
 import { subscribe, wsClient } from '../helpers/subscriptions.js';
 
 describe('dead letters on a real server', () => {

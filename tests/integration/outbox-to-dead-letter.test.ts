@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { undecodableEvent } from '../../src/events/codec.js';
 import type { GatewayEvent } from '../../src/events/event.js';
 import { gql, startTestApp } from '../helpers/app.js';
 import { uniqueName, waitFor } from '../helpers/events.js';
@@ -125,5 +126,24 @@ describe('mutation to dead letter and back', () => {
     expect(replay.errors?.[0]?.extensions?.['code']).toBe('CONFLICT');
     const missing = await gql(app.url, `mutation { replayDeadLetter(id: "999999") { status } }`);
     expect(missing.errors?.[0]?.extensions?.['code']).toBe('NOT_FOUND');
+  });
+
+  it('refuses to replay a message that was not a CloudEvent, and lets it be discarded', async () => {
+    const topic = uniqueName('orders');
+    const consumer = uniqueName('strict');
+    const app = await startTestApp({ consumers: [{ name: consumer, topic }], handlers: { [consumer]: () => undefined } });
+    dispose = app.dispose;
+    const letter = app.services.deadLetters.record({
+      consumer,
+      event: undecodableEvent('not json', { topic }),
+      error: 'message body is not JSON',
+      attempts: 1,
+    });
+    const replay = await gql(app.url, `mutation { replayDeadLetter(id: "${letter.id}") { status } }`);
+    expect(replay.errors?.[0]?.extensions?.['code']).toBe('CONFLICT');
+    expect(replay.errors?.[0]?.message).toMatch(/not a valid CloudEvent; it cannot be replayed, only discarded/);
+    expect(app.services.deadLetters.get(letter.id)?.status).toBe('DEAD');
+    const discarded = await gql<{ discardDeadLetter: { status: string } }>(app.url, `mutation { discardDeadLetter(id: "${letter.id}") { status } }`);
+    expect(discarded.data?.discardDeadLetter.status).toBe('DISCARDED');
   });
 });

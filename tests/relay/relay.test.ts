@@ -101,6 +101,7 @@ describe('relay', () => {
     const relay = startRelay({ batchSize: 10 });
     outbox.append(Array.from({ length: 25 }, () => makeEvent()));
     await waitFor(() => relay.breaker.state === 'OPEN', 2000, 'circuit open');
+    expect(relay.breaker.lastReason).toBeTruthy();
     const callsWhenOpened = broker.publishCalls;
     await new Promise((r) => setTimeout(r, 80));
     // Open: at most the half-open probe went out in the meantime.
@@ -109,6 +110,7 @@ describe('relay', () => {
     broker.down = false;
     await waitFor(() => outbox.count('PUBLISHED') === 25, 5000, 'backlog drained');
     expect(relay.breaker.state).toBe('CLOSED');
+    expect(relay.breaker.lastReason).toBeNull();
     expect(new Set(broker.published.map((e) => e.id)).size).toBe(25);
   });
 
@@ -144,5 +146,19 @@ describe('relay', () => {
     const ids = broker.published.map((e) => e.id);
     expect(ids).toHaveLength(200);
     expect(new Set(ids).size).toBe(200);
+  });
+
+  it('renews its claim while a slow broker holds the batch, so another relay does not take the rows', async () => {
+    broker.hold();
+    startRelay({ owner: 'slow', leaseMs: 150 });
+    outbox.append([makeEvent(), makeEvent()]);
+    await waitFor(() => broker.publishCalls > 0, 2000, 'publish started');
+    startRelay({ owner: 'other', leaseMs: 150, pollIntervalMs: 20 });
+    // Several lease lengths pass while the first batch is still out.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(broker.publishCalls).toBe(1);
+    broker.release();
+    await waitFor(() => outbox.count('PUBLISHED') === 2, 2000, 'published');
+    expect(broker.published).toHaveLength(2);
   });
 });

@@ -129,7 +129,12 @@ export class KafkaDurableConsumer implements ConsumerHandle {
   private onJoin(assignment: Assignment): Promise<void> {
     const lost = this.progress.retain(assignment);
     this.delayed.dropFor(lost);
-    this.retriesPaused = false;
+    // Held retries of lost partitions were dropped: whatever paused the retry topic is gone, and
+    // kafkajs keeps a pause across a rebalance, so it is lifted here or never.
+    if (this.retriesPaused) {
+      this.retriesPaused = false;
+      this.member?.consumer.resume([{ topic: this.retryTopic }]);
+    }
     this.logger.info({ assignment }, 'kafka consumer joined its group');
     return this.positioner!.position(assignment[this.binding.topic] ?? [], this.closing.signal).finally(() => this.committer.schedule());
   }

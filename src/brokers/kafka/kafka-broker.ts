@@ -94,7 +94,11 @@ export class KafkaBroker implements Broker {
     }
     const { publisher, topics, options } = connection;
     const byTopic = new Map<string, GatewayEvent[]>();
-    for (const event of events) byTopic.set(event.topic, [...(byTopic.get(event.topic) ?? []), event]);
+    for (const event of events) {
+      const batch = byTopic.get(event.topic);
+      if (batch) batch.push(event);
+      else byTopic.set(event.topic, [event]);
+    }
     // One send per topic: a topic that fails (cannot be created, refuses a record) does not fail
     // the others. Within a topic kafkajs reports one outcome for the whole request, although Kafka
     // may have appended some partitions of it: all its events count as failed, so a retry may

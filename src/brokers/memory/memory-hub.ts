@@ -23,7 +23,6 @@ const HANDLER_THREW_RETRY_MS = 1000;
  */
 class MemoryQueue {
   readonly ready: QueuedMessage[] = [];
-  readonly deadLetters: GatewayEvent[] = [];
   private readonly workers: Worker[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private nextWorker = 0;
@@ -57,12 +56,6 @@ class MemoryQueue {
     const index = this.workers.indexOf(worker);
     if (index >= 0) this.workers.splice(index, 1);
     this.dispatch();
-  }
-
-  clear(): void {
-    for (const timer of this.timers) clearTimeout(timer);
-    this.timers.clear();
-    this.ready.length = 0;
   }
 
   private dispatch(): void {
@@ -106,9 +99,8 @@ class MemoryQueue {
   private settle(message: QueuedMessage, settlement: Settlement): void {
     switch (settlement.kind) {
       case 'ack':
-        return;
       case 'dead-letter':
-        this.deadLetters.push(message.event);
+        // The pipeline has recorded the dead letter in the store; this broker keeps no copy.
         return;
       case 'retry': {
         const timer = setTimeout(() => {
@@ -124,7 +116,7 @@ class MemoryQueue {
 }
 
 /**
- * The in-process "broker server": topics, durable queues and their dead-letter lists. Several
+ * The in-process "broker server": topics and durable queues. Several
  * `MemoryBroker` connections can share one hub, which is how tests model several gateway
  * processes on one broker. Nothing here survives the process.
  */
@@ -164,18 +156,4 @@ export class MemoryHub {
     if (!queue) this.queues.set(binding.name, (queue = new MemoryQueue(binding)));
     return queue;
   }
-
-  /** The broker-side dead-letter list of a consumer (`<consumer>.dlq` on the real brokers). */
-  deadLetters(consumer: string): readonly GatewayEvent[] {
-    return this.queues.get(consumer)?.deadLetters ?? [];
-  }
-
-  /** Drops every message and timer, as a restart of a broker that keeps nothing would. */
-  reset(): void {
-    for (const queue of this.queues.values()) queue.clear();
-    this.queues.clear();
-    this.listeners.clear();
-  }
 }
-
-export type { MemoryQueue, Worker as MemoryWorker };

@@ -6,8 +6,7 @@ import type { GatewayEvent } from '../../events/event.js';
 import { backoffDelay, sleep } from '../../util/backoff.js';
 import type { Logger } from '../../util/logger.js';
 import type { Subscription } from '../broker.js';
-import type { NatsConnector, NatsDeps, NatsSession } from './connection.js';
-import type { ResolvedNatsOptions } from './options.js';
+import type { NatsDeps, NatsSession } from './connection.js';
 import { topicSubjects } from './subjects.js';
 
 type OnEvent = (event: GatewayEvent) => void;

@@ -10,12 +10,10 @@ export function idempotency(deps: {
   consumer: string;
   repository: ProcessedMessageRepository;
   logger: Logger;
-  onDuplicate?: () => void;
 }): Middleware {
   return (next) => async (delivery) => {
     const { event } = delivery;
     if (deps.repository.has(deps.consumer, event.id)) {
-      deps.onDuplicate?.();
       deps.logger.debug({ consumer: deps.consumer, eventId: event.id }, 'duplicate delivery skipped');
       return ACK;
     }

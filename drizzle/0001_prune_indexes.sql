@@ -1,0 +1,2 @@
+CREATE INDEX `outbox_published_at_idx` ON `outbox` (`published_at`) WHERE "outbox"."status" = 'PUBLISHED';--> statement-breakpoint
+CREATE INDEX `processed_messages_at_idx` ON `processed_messages` (`processed_at`);
