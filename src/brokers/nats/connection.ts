@@ -32,6 +32,9 @@ export type PrepareSession = (nc: NatsConnection) => Promise<NatsSession>;
 /** Re-checks for consumers and subscriptions waiting for a connection, should a wake-up be missed. */
 const RECHECK_MS = 1000;
 
+const sleepUntilAborted = (signal: AbortSignal) =>
+  new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+
 const isPermanent = (error: unknown) =>
   error instanceof ConfigError ||
   error instanceof BrokerCapabilityError ||
@@ -82,6 +85,31 @@ export class NatsConnector {
       if (session) return session;
       await this.changed.wait(RECHECK_MS, signal ?? this.stopping.signal);
     }
+  }
+
+  /**
+   * Calls `open` on every connection this connector makes from now on, as each becomes ready;
+   * `openedOn` is one the caller has already opened on. nats.js re-subscribes by itself across
+   * reconnects, but a connection that closed for good is replaced by a new one that starts with
+   * no subscriptions: core-mode subscriptions use this to come back on it. Ends with `signal`.
+   */
+  follow(open: (session: NatsSession) => Promise<void>, options: { signal: AbortSignal; openedOn?: NatsConnection | undefined; onError: (error: unknown) => void }): void {
+    const { signal, onError } = options;
+    void (async () => {
+      let last = options.openedOn;
+      while (!signal.aborted) {
+        if (last) await Promise.race([last.closed(), sleepUntilAborted(signal)]);
+        const session = await this.ready(signal);
+        if (!session) return;
+        if (session.nc === last) {
+          // Closed, but the connector has not dropped it yet.
+          await sleep(RECHECK_MS / 10, signal);
+          continue;
+        }
+        last = session.nc;
+        await open(session).catch(onError);
+      }
+    })();
   }
 
   status(): BrokerConnectionStatus {

@@ -17,6 +17,7 @@ export class CoreConsumer implements ConsumerHandle {
   private readonly subs: NatsSubscription[] = [];
   private readonly retries = new Map<NodeJS.Timeout, Delivery>();
   private closing = false;
+  private readonly stopped = new AbortController();
 
   constructor(
     private readonly deps: NatsDeps,
@@ -29,9 +30,11 @@ export class CoreConsumer implements ConsumerHandle {
   /** Subscribes now when connected (resolving once the server registered it), else once connected. */
   async start(): Promise<void> {
     const session = this.deps.connector.current();
-    if (session) return this.subscribe(session);
-    void this.deps.connector.ready().then((ready) => ready && this.subscribe(ready)).catch((error: unknown) => {
-      this.deps.logger.error({ err: error, consumer: this.binding.name }, 'could not subscribe a core NATS consumer');
+    if (session) await this.subscribe(session);
+    this.deps.connector.follow((next) => this.subscribe(next), {
+      signal: this.stopped.signal,
+      openedOn: session?.nc,
+      onError: (error) => this.deps.logger.error({ err: error, consumer: this.binding.name }, 'could not subscribe a core NATS consumer'),
     });
   }
 
@@ -43,6 +46,7 @@ export class CoreConsumer implements ConsumerHandle {
   /** Drains the subscriptions (messages already received are handled), waits for handler calls, and drops waiting retries. */
   async close(): Promise<void> {
     this.closing = true;
+    this.stopped.abort();
     const ids = { consumer: this.binding.name };
     await Promise.all(
       this.subs.map((sub) => sub.drain().catch((error: unknown) => this.deps.logger.debug({ err: error, ...ids }, 'could not drain'))),
@@ -59,6 +63,8 @@ export class CoreConsumer implements ConsumerHandle {
     if (this.closing) return;
     const { nc } = session;
     const queue = this.binding.name;
+    // Subscriptions of a connection that closed for good went with it.
+    this.subs.splice(0, this.subs.length, ...this.subs.filter((sub) => !sub.isClosed()));
     this.subs.push(
       nc.subscribe(consumerFilter(this.binding), { queue, callback: (error, message) => void this.receive(error, message) }),
       nc.subscribe(replaySubject(this.binding.name), {

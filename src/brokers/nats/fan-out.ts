@@ -130,14 +130,15 @@ export class OrderedFanOut implements Subscription {
 
 /**
  * Core-mode fan-out: a plain subscription on `events.<topic>.>`. nats.js re-subscribes after a
- * reconnect; events published while this process was disconnected are not seen (at most once).
+ * reconnect, and `follow` after a replaced connection; events published while this process was
+ * disconnected are not seen (at most once).
  * Resolves once the server has registered it, so no later event is missed.
  */
 export async function subscribeCore({ connector, logger }: NatsDeps, topic: string, onEvent: OnEvent): Promise<Subscription> {
   let sub: NatsSubscription | undefined;
-  let closed = false;
+  const closed = new AbortController();
   const open = (session: NatsSession) => {
-    if (closed) return;
+    if (closed.signal.aborted) return Promise.resolve();
     sub = session.nc.subscribe(topicSubjects(topic), {
       callback: (error, message) => {
         if (error) logger.warn({ err: error, topic }, 'fan-out subscription error');
@@ -147,12 +148,7 @@ export async function subscribeCore({ connector, logger }: NatsDeps, topic: stri
     return session.nc.flush();
   };
   const session = connector.current();
-  if (!session) {
-    void connector
-      .ready()
-      .then((ready) => ready && open(ready))
-      .catch((error: unknown) => logger.warn({ err: error, topic }, 'fan-out subscription not confirmed'));
-  } else {
+  if (session) {
     try {
       await open(session);
     } catch (error) {
@@ -160,9 +156,14 @@ export async function subscribeCore({ connector, logger }: NatsDeps, topic: stri
       throw new BrokerUnavailableError(`could not subscribe to topic ${topic}: ${errorMessage(error)}`, { cause: error });
     }
   }
+  connector.follow(open, {
+    signal: closed.signal,
+    openedOn: session?.nc,
+    onError: (error) => logger.warn({ err: error, topic }, 'fan-out subscription not confirmed'),
+  });
   return {
     close: async () => {
-      closed = true;
+      closed.abort();
       await sub?.drain().catch((error: unknown) => logger.debug({ err: error, topic }, 'could not drain a fan-out subscription'));
     },
   };

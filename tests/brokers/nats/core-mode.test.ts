@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ConsumerBinding, Delivery } from '../../../src/brokers/broker.js';
+import type { NatsConnector } from '../../../src/brokers/nats/connection.js';
 import { NatsBroker } from '../../../src/brokers/nats/nats-broker.js';
 import { BrokerCapabilityError, BrokerUnavailableError } from '../../../src/errors.js';
 import type { GatewayEvent } from '../../../src/events/event.js';
@@ -95,6 +96,33 @@ describe('NATS without JetStream', () => {
     expect(new Set([...handled.a, ...handled.b]).size).toBe(100);
     expect(handled.a.length).toBeGreaterThan(0);
     expect(handled.b.length).toBeGreaterThan(0);
+  });
+
+  it('subscribes consumers and fan-out again on a connection that replaced one closed for good', async () => {
+    const [broker, publisher] = [await connectCore(), await connectCore()];
+    const b = binding();
+    const handled: string[] = [];
+    const fanned: string[] = [];
+    await broker.consume(b, async (d) => {
+      handled.push(d.event.id);
+      return { kind: 'ack' };
+    });
+    await broker.subscribe(b.topic, (event) => void fanned.push(event.id));
+    // What a fatal error (say, credentials refused on reconnect) does: the connection closes and
+    // nats.js will not bring it back; the connector dials a new one.
+    const connector = (broker as unknown as { connector: NatsConnector }).connector;
+    const old = connector.current()!.nc;
+    await old.close();
+    await waitFor(() => connector.current() !== undefined && connector.current()!.nc !== old, 10_000, 'a new connection');
+    const event = makeEvent({ topic: b.topic });
+    await waitFor(
+      async () => {
+        if (!handled.includes(event.id) || !fanned.includes(event.id)) await publisher.publish([event]);
+        return handled.includes(event.id) && fanned.includes(event.id);
+      },
+      10_000,
+      'delivered on the new connection',
+    );
   });
 
   it('retries in the process after the delay, counting attempts', async () => {
