@@ -159,6 +159,17 @@ kafka_pid() {
   echo "$pid"
 }
 
+# True while the process in the pid file lives. Unlike kafka_pid it does not
+# look for kafka.Kafka in its command line: right after kafka_launch the child
+# may not have exec'd into the JVM yet (on a busy machine that took long enough
+# to be reported as "exited during startup" while the broker was starting).
+kafka_launched_alive() {
+  [[ -f "$KAFKA_PID_FILE" ]] || return 1
+  local pid
+  pid="$(<"$KAFKA_PID_FILE")"
+  [[ "$pid" =~ ^[0-9]+$ ]] && pid_alive "$pid"
+}
+
 # True while process $1 exists and is not a finished zombie. A dead broker
 # can stay an unreaped zombie for a while (it was re-parented), and kill -0
 # still answers for it. But a zombie main thread alone is not enough: right
@@ -338,7 +349,7 @@ kafka_wait_ready() {
     elif ! kafka_producer_id_ok; then step="no producer id"
     else return 0
     fi
-    kafka_pid >/dev/null || { kafka_tail_log; die "kafka: broker exited during startup"; }
+    kafka_launched_alive || { kafka_tail_log; die "kafka: broker exited during startup"; }
     if ((SECONDS >= deadline)); then
       kafka_tail_log
       # Don't leave a half-started broker behind for the next `up` to adopt.

@@ -79,7 +79,7 @@ export class ConsumerManager {
       this.pruneTimer = setInterval(() => this.pruneProcessed(retention), PRUNE_INTERVAL_MS).unref();
     }
     // Attached side by side: each may wait for its broker-side setup (a queue, a group join).
-    await Promise.all(
+    const results = await Promise.allSettled(
       [...this.consumers.values()].map(async (consumer) => {
         const handler = createPipeline(consumer.definition, consumer.stats, this.deps);
         consumer.handle = await this.deps.broker.consume(consumer.binding, handler);
@@ -89,6 +89,12 @@ export class ConsumerManager {
         );
       }),
     );
+    const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failed) {
+      // All or none: the consumers that did attach are detached again before the failure is told.
+      await this.stop();
+      throw failed.reason;
+    }
   }
 
   /** Stops taking deliveries and waits for handler calls in flight. */

@@ -31,6 +31,8 @@ export interface ConsumerDefinition {
 
 /** A retry scheduled this long ago and never seen again was taken by another process or dropped. */
 const RETRY_FORGET_AFTER_MS = 60_000;
+/** Past this many tracked retries, expired ones are swept as new ones come in. */
+const RETRIES_TRACKED_BEFORE_SWEEP = 10_000;
 /** When something outside the handler threw (the store, a bug), try the delivery again after this. */
 const UNEXPECTED_FAILURE_RETRY_MS = 5000;
 
@@ -41,21 +43,35 @@ export class ConsumerStats {
 
   /** Events waiting for another attempt in this process. */
   retrying(now = Date.now()): number {
-    for (const [id, dueAt] of this.retries) if (dueAt + RETRY_FORGET_AFTER_MS < now) this.retries.delete(id);
+    this.forget(now);
     return this.retries.size;
   }
 
-  isRetrying(eventId: string): boolean {
-    return this.retries.has(eventId);
+  isRetrying(eventId: string, now = Date.now()): boolean {
+    const dueAt = this.retries.get(eventId);
+    return dueAt !== undefined && !this.expired(dueAt, now);
   }
 
   middleware(): Middleware {
     return (next) => async (delivery) => {
       const settlement = await next(delivery);
-      if (settlement.kind === 'retry') this.retries.set(delivery.event.id, Date.now() + settlement.delayMs);
-      else this.retries.delete(delivery.event.id);
+      if (settlement.kind === 'retry') {
+        // Retries taken by other processes are never settled here: keep the map from growing.
+        if (this.retries.size >= RETRIES_TRACKED_BEFORE_SWEEP) this.forget(Date.now());
+        this.retries.set(delivery.event.id, Date.now() + settlement.delayMs);
+      } else {
+        this.retries.delete(delivery.event.id);
+      }
       return settlement;
     };
+  }
+
+  private forget(now: number): void {
+    for (const [id, dueAt] of this.retries) if (this.expired(dueAt, now)) this.retries.delete(id);
+  }
+
+  private expired(dueAt: number, now: number): boolean {
+    return dueAt + RETRY_FORGET_AFTER_MS < now;
   }
 }
 
@@ -68,7 +84,7 @@ export interface PipelineDeps {
 
 /**
  * The pipeline every durable consumer's handler runs in, outermost first:
- * guard → stats → per-key order → correlation → dead-letter record → reject undecodable → type filter →
+ * stats → guard → per-key order → correlation → dead-letter record → reject undecodable → type filter →
  * idempotency → retry → handler.
  */
 export function createPipeline(definition: ConsumerDefinition, stats: ConsumerStats, deps: PipelineDeps): DeliveryHandler {
@@ -83,8 +99,8 @@ export function createPipeline(definition: ConsumerDefinition, stats: ConsumerSt
     return ACK;
   };
   return compose(
-    guard(logger),
     stats.middleware(),
+    guard(logger),
     keyOrder(),
     correlation(consumer),
     deadLetter({ consumer, repository: deps.deadLetters, logger, onDeadLetter: deps.onDeadLetter }),
@@ -107,8 +123,9 @@ const logFailures = (logger: Logger) =>
   });
 
 /**
- * The outermost step: whatever throws outside the handler (the store behind idempotency or the
- * dead-letter record, a bug) becomes a retry after a pause, so no adapter ever sees a throw.
+ * Whatever throws outside the handler (the store behind idempotency or the dead-letter record, a
+ * bug) becomes a retry after a pause, so no adapter ever sees a throw. The broker counts it as an
+ * attempt like any other: a long store outage can use up a consumer's attempts.
  */
 const guard = (logger: Logger) =>
   onThrow(logger, 'error', 'delivery failed outside its handler; it will be tried again', (error) => ({

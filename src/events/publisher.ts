@@ -20,7 +20,8 @@ import {
 /** What a client gives to publish one event (the GraphQL `PublishEventInput`). */
 export const publishEventInputSchema = z.object({
   topic: topicSchema,
-  type: typeSchema,
+  // The gateway names its own stand-in events `gateway.*` (see `undecodableEvent`).
+  type: typeSchema.refine((type) => !type.startsWith('gateway.'), 'type must not start with "gateway." (reserved for the gateway)'),
   data: z.unknown(),
   id: eventIdSchema.nullish(),
   source: sourceSchema.nullish(),
@@ -64,8 +65,9 @@ export class EventPublisher {
    */
   publish(inputs: readonly PublishEventInput[], context: { correlationId?: string | null } = {}): PublishOutcome[] {
     const now = new Date();
-    const headerCorrelationId = context.correlationId ?? null;
-    if (headerCorrelationId !== null) {
+    // An empty header (some proxies send one) is no header; one no input falls back to is not checked.
+    const headerCorrelationId = context.correlationId || null;
+    if (headerCorrelationId !== null && inputs.some((input) => input.correlationId == null)) {
       const checked = correlationIdSchema.safeParse(headerCorrelationId);
       if (!checked.success) {
         throw new InvalidInputError(`x-correlation-id header: ${checked.error.issues[0]!.message}`, { details: { field: 'x-correlation-id' } });

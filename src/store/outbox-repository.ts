@@ -93,11 +93,14 @@ const CLAIMABLE_SQL = `
 const MARK_CLAIMED_SQL = `update outbox set claimed_by = @owner, claim_expires_at = @expires where id in (select value from json_each(@ids))`;
 const READ_CLAIMED_SQL = `select id, event_id as eventId, key, attempts, body from outbox where id in (select value from json_each(@ids)) order by id`;
 
+// Later rows of a key wait behind its first PENDING row, so only key heads and keyless rows count.
+// The heads come from a GROUP BY over the partial key index, not a subquery per pending row.
 const NEXT_CLAIMABLE_SQL = `
   select min(max(o.next_attempt_at, coalesce(o.claim_expires_at, 0))) from outbox o
-  where o.status = 'PENDING'
-    and (o.key is null or not exists (
-      select 1 from outbox p where p.status = 'PENDING' and p.key = o.key and p.id < o.id))`;
+  where o.id in (
+    select min(id) from outbox where status = 'PENDING' and key is not null group by key
+    union all
+    select id from outbox where status = 'PENDING' and key is null)`;
 
 const PUBLISHED_SQL = `
   update outbox set status = 'PUBLISHED', published_at = @now, claimed_by = null, claim_expires_at = null

@@ -135,6 +135,17 @@ describe('GraphQL API on a real server', () => {
     expect(result.data!.publishEvent.event.correlationId).toBe('req-123');
   });
 
+  it('treats an empty x-correlation-id header as none, and ignores one no input falls back to', async () => {
+    const empty = await gql<{ publishEvent: { event: { id: string; correlationId: string } } }>(
+      app.url, PUBLISH, { input: { topic: uniqueName('t'), type: 'a.b', data: 1 } }, { 'x-correlation-id': '' },
+    );
+    expect(empty.data!.publishEvent.event.correlationId).toBe(empty.data!.publishEvent.event.id);
+    const own = await gql<{ publishEvent: { event: { correlationId: string } } }>(
+      app.url, PUBLISH, { input: { topic: uniqueName('t'), type: 'a.b', data: 1, correlationId: 'mine' } }, { 'x-correlation-id': 'r'.repeat(201) },
+    );
+    expect(own.data!.publishEvent.event.correlationId).toBe('mine');
+  });
+
   it('refuses an x-correlation-id header that is too long, writing nothing', async () => {
     const before = outboxCount();
     const result = await gql(app.url, PUBLISH, { input: { topic: uniqueName('t'), type: 'a.b', data: 1 } }, { 'x-correlation-id': 'r'.repeat(201) });
@@ -152,6 +163,7 @@ describe('GraphQL API on a real server', () => {
       ['data that is not JSON', `mutation { publishEvent(input: { topic: "t", type: "a", data: NOT_JSON }) { outboxId } }`, undefined, 'GRAPHQL_VALIDATION_FAILED'],
       ['a topic with spaces', PUBLISH, { input: { topic: 'my topic', type: 'a', data: 1 } }, 'BAD_USER_INPUT'],
       ['a type with a wildcard', PUBLISH, { input: { topic: 't', type: 'order.*', data: 1 } }, 'BAD_USER_INPUT'],
+      ['a type the gateway reserves', PUBLISH, { input: { topic: 't', type: 'gateway.invalid-message', data: 1 } }, 'BAD_USER_INPUT'],
       ['an oversized payload', PUBLISH, { input: { topic: 't', type: 'a', data: { blob: 'x'.repeat(4096) } } }, 'PAYLOAD_TOO_LARGE'],
       ['an unknown field in the query', `mutation { publishEvent(input: { topic: "t", type: "a", data: 1 }) { nope } }`, undefined, 'GRAPHQL_VALIDATION_FAILED'],
     ];

@@ -114,6 +114,21 @@ describe('outbox repository', () => {
     expect(() => outbox.list({}, { limit: 2, inverted: false, after: 'garbage' })).toThrow(/invalid cursor/);
   });
 
+  it('knows when a claim will next find a row: key heads and keyless rows, once due and unclaimed', () => {
+    expect(outbox.nextDueAt()).toBeNull();
+    const now = Date.now();
+    outbox.append([makeEvent({ key: 'a' }), makeEvent({ key: 'a' }), makeEvent()]);
+    const [head, , keyless] = outbox.claim({ owner: 'r', limit: 10, leaseMs: 60_000, now });
+    expect(head).toBeDefined();
+    // Head of "a" backs off for 5 s; the keyless row is claimed for a minute; the second "a"
+    // row is due now but waits behind its head.
+    outbox.settle('r', [{ id: head!.id, ok: false, error: 'x', retryAt: now + 5_000 }], now);
+    expect(keyless).toBeDefined();
+    expect(outbox.nextDueAt()).toBe(now + 5_000);
+    outbox.release('r', [keyless!.id]);
+    expect(outbox.nextDueAt()).toBeLessThanOrEqual(now);
+  });
+
   it('prunes only PUBLISHED rows older than the retention', () => {
     outbox.append([makeEvent(), makeEvent(), makeEvent()]);
     outbox.claim({ owner: 'r', limit: 10, leaseMs: 1000 });

@@ -131,10 +131,7 @@ export class KafkaDurableConsumer implements ConsumerHandle {
     this.delayed.dropFor(lost);
     // Held retries of lost partitions were dropped: whatever paused the retry topic is gone, and
     // kafkajs keeps a pause across a rebalance, so it is lifted here or never.
-    if (this.retriesPaused) {
-      this.retriesPaused = false;
-      this.member?.consumer.resume([{ topic: this.retryTopic }]);
-    }
+    if (this.retriesPaused) this.resumeRetries();
     this.logger.info({ assignment }, 'kafka consumer joined its group');
     return this.positioner!.position(assignment[this.binding.topic] ?? [], this.closing.signal).finally(() => this.committer.schedule());
   }
@@ -214,7 +211,10 @@ export class KafkaDurableConsumer implements ConsumerHandle {
   }
 
   private resumeRetriesIfRoom(): void {
-    if (!this.retriesPaused || this.delayed.size >= this.deps.options.maxDelayedRetries / 2) return;
+    if (this.retriesPaused && this.delayed.size < this.deps.options.maxDelayedRetries / 2) this.resumeRetries();
+  }
+
+  private resumeRetries(): void {
     this.retriesPaused = false;
     try {
       this.member?.consumer.resume([{ topic: this.retryTopic }]);

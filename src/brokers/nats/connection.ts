@@ -32,8 +32,20 @@ export type PrepareSession = (nc: NatsConnection) => Promise<NatsSession>;
 /** Re-checks for consumers and subscriptions waiting for a connection, should a wake-up be missed. */
 const RECHECK_MS = 1000;
 
-const sleepUntilAborted = (signal: AbortSignal) =>
-  new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+/** Waits until `nc` has closed for good, or `signal` aborts. */
+async function closedOrAborted(nc: NatsConnection, signal: AbortSignal): Promise<void> {
+  let onAbort = () => {};
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = () => resolve();
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([nc.closed(), aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
 
 const isPermanent = (error: unknown) =>
   error instanceof ConfigError ||
@@ -98,7 +110,7 @@ export class NatsConnector {
     void (async () => {
       let last = options.openedOn;
       while (!signal.aborted) {
-        if (last) await Promise.race([last.closed(), sleepUntilAborted(signal)]);
+        if (last) await closedOrAborted(last, signal);
         const session = await this.ready(signal);
         if (!session) return;
         if (session.nc === last) {
