@@ -47,11 +47,6 @@ export class ConsumerStats {
     return this.retries.size;
   }
 
-  isRetrying(eventId: string, now = Date.now()): boolean {
-    const dueAt = this.retries.get(eventId);
-    return dueAt !== undefined && !this.expired(dueAt, now);
-  }
-
   middleware(): Middleware {
     return (next) => async (delivery) => {
       const settlement = await next(delivery);
