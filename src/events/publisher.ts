@@ -74,8 +74,9 @@ export class EventPublisher {
       }
     }
     const events = inputs.map((input, index) => this.toEvent(input, now, headerCorrelationId, inputs.length > 1 ? index : null));
-    return this.outbox.append(events).map(({ row, duplicate }) => ({
-      event: duplicate ? outboxRowToEvent(row) : events.find((e) => e.id === row.eventId)!,
+    // `append` answers in the order of `events`.
+    return this.outbox.append(events).map(({ row, duplicate }, index) => ({
+      event: duplicate ? outboxRowToEvent(row) : events[index]!,
       outboxId: row.id,
       duplicate,
     }));

@@ -1,5 +1,5 @@
 import { and, asc, count, desc, eq, gt, lt, type SQL } from 'drizzle-orm';
-import { decodeEvent, toCloudEvent } from '../events/codec.js';
+import { decodeStoredEvent, encodeEvent } from '../events/codec.js';
 import type { GatewayEvent } from '../events/event.js';
 import { guard, type Store } from './database.js';
 import { decodeNumericCursor, encodeCursor, type PageRequest } from './pagination.js';
@@ -58,7 +58,7 @@ export function createDeadLetterRepository(store: Store): DeadLetterRepository {
               consumer: input.consumer,
               topic: input.event.topic,
               eventId: input.event.id,
-              event: JSON.stringify(toCloudEvent(input.event)),
+              event: encodeEvent(input.event).toString('utf8'),
               error,
               attempts: input.attempts,
               status: 'DEAD',
@@ -137,6 +137,7 @@ export function createDeadLetterRepository(store: Store): DeadLetterRepository {
   };
 }
 
+/** The stored event, as the gateway encoded it when it recorded the letter. */
 export function deadLetterEvent(row: DeadLetterRow): GatewayEvent {
-  return decodeEvent(row.event, { topic: row.topic });
+  return decodeStoredEvent(row.event);
 }

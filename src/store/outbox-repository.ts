@@ -102,6 +102,12 @@ const NEXT_CLAIMABLE_SQL = `
     union all
     select id from outbox where status = 'PENDING' and key is null)`;
 
+// A row another relay took over after our lease ran out is that relay's to settle.
+const FAILED_SQL = `
+  update outbox set status = @status, attempts = attempts + 1, last_error = @error, next_attempt_at = @retryAt,
+    claimed_by = null, claim_expires_at = null
+  where id = @id and status = 'PENDING' and claimed_by = @owner`;
+
 const PUBLISHED_SQL = `
   update outbox set status = 'PUBLISHED', published_at = @now, claimed_by = null, claim_expires_at = null
   where id in (select value from json_each(@ids)) and status = 'PENDING'`;
@@ -112,6 +118,7 @@ export function createOutboxRepository(store: Store, hooks: { onAppend?: () => v
   const markClaimed = store.sqlite.prepare<{ owner: string; expires: number; ids: string }>(MARK_CLAIMED_SQL);
   const readClaimed = store.sqlite.prepare<{ ids: string }>(READ_CLAIMED_SQL);
   const publishedStatement = store.sqlite.prepare<{ now: number; ids: string }>(PUBLISHED_SQL);
+  const failedStatement = store.sqlite.prepare<{ id: number; owner: string; status: OutboxStatus; error: string; retryAt: number }>(FAILED_SQL);
   const nextClaimable = store.sqlite.prepare(NEXT_CLAIMABLE_SQL).pluck();
 
   return {
@@ -163,18 +170,13 @@ export function createOutboxRepository(store: Store, hooks: { onAppend?: () => v
         if (published.length > 0) publishedStatement.run({ now, ids: JSON.stringify(published) });
         for (const result of results) {
           if (result.ok) continue;
-          db.update(outbox)
-            .set({
-              status: result.retryAt === null ? 'FAILED' : 'PENDING',
-              attempts: sql`${outbox.attempts} + 1`,
-              lastError: result.error.slice(0, 2000),
-              nextAttemptAt: new Date(result.retryAt ?? now),
-              claimedBy: null,
-              claimExpiresAt: null,
-            })
-            // A row another relay took over after our lease ran out is that relay's to settle.
-            .where(and(eq(outbox.id, result.id), eq(outbox.status, 'PENDING'), eq(outbox.claimedBy, owner)))
-            .run();
+          failedStatement.run({
+            id: result.id,
+            owner,
+            status: result.retryAt === null ? 'FAILED' : 'PENDING',
+            error: result.error.slice(0, 2000),
+            retryAt: result.retryAt ?? now,
+          });
         }
       }, { relaxed: true });
     },

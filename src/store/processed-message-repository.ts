@@ -1,4 +1,5 @@
-import { and, count, desc, eq, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, gt, lt, or, sql, type SQL } from 'drizzle-orm';
+import { InvalidInputError } from '../errors.js';
 import { guard, type Store } from './database.js';
 import { PRUNE_BATCH_SIZE } from './prune.js';
 import { decodeCursor, encodeCursor, type PageRequest } from './pagination.js';
@@ -28,7 +29,9 @@ function parseCursor(cursor: string | undefined): { at: number; eventId: string 
   const value = decodeCursor('processed', cursor);
   if (value === undefined) return undefined;
   const colon = value.indexOf(':');
-  return { at: Number(value.slice(0, colon)), eventId: value.slice(colon + 1) };
+  const at = Number(value.slice(0, colon));
+  if (colon < 0 || !Number.isSafeInteger(at)) throw new InvalidInputError(`invalid cursor "${cursor}"`);
+  return { at, eventId: value.slice(colon + 1) };
 }
 
 export function createProcessedMessageRepository(store: Store): ProcessedMessageRepository {
@@ -76,7 +79,7 @@ export function createProcessedMessageRepository(store: Store): ProcessedMessage
       }
       if (before) {
         const t = new Date(before.at);
-        where.push(or(sql`${at} > ${t.getTime()}`, and(eq(at, t), sql`${id} > ${before.eventId}`)));
+        where.push(or(gt(at, t), and(eq(at, t), gt(id, before.eventId))));
       }
       return guard('read processed messages', () =>
         db

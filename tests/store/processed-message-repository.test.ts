@@ -34,6 +34,11 @@ describe('processed-message repository', () => {
     expect(back.map((r) => r.eventId)).toEqual(['e3', 'e4']);
   });
 
+  it('refuses a cursor it did not make', () => {
+    const forged = Buffer.from('processed:abc').toString('base64url');
+    expect(() => processed.list('c', { limit: 2, inverted: false, after: forged })).toThrow(/invalid cursor/);
+  });
+
   it('prunes records older than the retention', () => {
     processed.record('c', 'old', 1000);
     processed.record('c', 'new', 5000);

@@ -1,4 +1,4 @@
-import { CLOUDEVENTS_CONTENT_TYPE, toCloudEvent } from '../../events/codec.js';
+import { CLOUDEVENTS_CONTENT_TYPE, encodeEvent } from '../../events/codec.js';
 import { WebhookError } from '../../errors.js';
 import type { EventHandler } from './handler.js';
 
@@ -32,7 +32,7 @@ export function createWebhookHandler(options: WebhookOptions): EventHandler {
           'content-type': CLOUDEVENTS_CONTENT_TYPE,
           'x-correlation-id': context.correlationId,
         },
-        body: JSON.stringify(toCloudEvent(event)),
+        body: new Uint8Array(encodeEvent(event)),
         signal: AbortSignal.timeout(timeoutMs),
         redirect: 'manual',
       });
