@@ -22,6 +22,7 @@ import { SubscriptionHub } from './subscriptions/subscription-hub.js';
 import { EventBus } from './util/event-bus.js';
 import { createLogger, type Logger } from './util/logger.js';
 import { Signal } from './util/signal.js';
+import { within } from './util/retrying.js';
 
 export interface BuildAppOptions {
   /** Use this broker instead of the one `config.broker` names (tests, embedding). */
@@ -164,18 +165,9 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
 /** Waits for the broker up to `timeoutMs`; a broker that is only down does not stop the start. */
 async function connectBroker(broker: Broker, timeoutMs: number, logger: Logger): Promise<void> {
   const connecting = broker.connect();
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeoutMs);
-  });
-  try {
-    const outcome = await Promise.race([connecting.then(() => 'connected' as const), timedOut]);
-    if (outcome === 'timeout') {
-      connecting.catch((error: unknown) => logger.error({ err: error, broker: broker.kind }, 'broker connection failed'));
-      logger.warn({ broker: broker.kind, lastError: broker.status().lastError }, 'broker not reachable yet; starting anyway and retrying');
-    }
-  } finally {
-    clearTimeout(timer);
+  if (!(await within(connecting, timeoutMs))) {
+    connecting.catch((error: unknown) => logger.error({ err: error, broker: broker.kind }, 'broker connection failed'));
+    logger.warn({ broker: broker.kind, lastError: broker.status().lastError }, 'broker not reachable yet; starting anyway and retrying');
   }
 }
 
@@ -185,7 +177,7 @@ function consumerDefinitions(config: GatewayConfig, handlers: Record<string, Eve
     if (!known.has(name)) throw new ConfigError(`a handler is given for consumer "${name}", which the configuration does not declare`);
   }
   return config.consumers.map((consumer) => {
-    const fn = handlers[consumer.name] ?? consumer.handler;
+    const fn = handlers[consumer.name];
     const webhook = consumer.webhook;
     if (!fn && !webhook) {
       throw new ConfigError(`consumer "${consumer.name}" has no handler: give it a "webhook" in GATEWAY_CONFIG, or a function in buildApp's handlers`);

@@ -1,7 +1,8 @@
 /**
  * Every failure the gateway expects has a class here. `code` is what GraphQL clients see in
- * `extensions.code`; `retryable` decides where a message goes (back to the broker for another
- * attempt, or straight to the dead-letter queue with the reason stamped on it).
+ * `extensions.code`. `retryable` tells the relay whether a failed publish is worth another try
+ * (else the outbox row becomes FAILED); in consumers only `PermanentHandlerError` skips the
+ * remaining attempts.
  */
 export class GatewayError extends Error {
   /** Stable machine-readable code, surfaced as `extensions.code` at the GraphQL edge. */
@@ -90,6 +91,20 @@ export class PublishError extends GatewayError {
     super(message, options);
     this.failures = failures;
     this.retryable = options?.retryable ?? true;
+  }
+
+  /** The whole batch failed for one reason (not connected, channel closed). */
+  static forAll(events: readonly { readonly id: string }[], reason: Error): PublishError {
+    return new PublishError(`${events.length} events not published: ${reason.message}`, new Map(events.map((event) => [event.id, reason])), {
+      cause: reason,
+    });
+  }
+
+  /** Throws when any of `total` events failed, naming the first failure. */
+  static throwIfAny(failures: ReadonlyMap<string, Error>, total: number, broker: string): void {
+    const first = failures.values().next().value;
+    if (!first) return;
+    throw new PublishError(`${failures.size} of ${total} events were not confirmed by ${broker}: ${first.message}`, failures, { cause: first });
   }
 }
 

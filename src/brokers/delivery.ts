@@ -1,5 +1,30 @@
+import { errorMessage } from '../errors.js';
 import { decodeEvent, undecodableEvent } from '../events/codec.js';
-import type { Delivery } from './broker.js';
+import type { GatewayEvent } from '../events/event.js';
+import type { Logger } from '../util/logger.js';
+import type { Delivery, DeliveryHandler, Settlement } from './broker.js';
+
+/** Delay before redelivering a message whose handler threw instead of returning a settlement. */
+const HANDLER_THREW_RETRY_MS = 1000;
+
+/**
+ * Runs the handler of one delivery. A handler must not throw (the pipeline's guard sees to it);
+ * if one does anyway, that is logged with the ids and settled as a retry after a short delay, so
+ * no adapter leaves a message unsettled or a rejection unhandled. Never rejects.
+ */
+export async function runHandler(
+  handler: DeliveryHandler,
+  delivery: Delivery,
+  logger: Logger | undefined,
+  ids: Record<string, unknown> = {},
+): Promise<Settlement> {
+  try {
+    return await handler(delivery);
+  } catch (error) {
+    logger?.error({ err: error, ...ids, eventId: delivery.event.id, attempt: delivery.attempt }, 'delivery handler threw; retrying');
+    return { kind: 'retry', delayMs: HANDLER_THREW_RETRY_MS, error: errorMessage(error) };
+  }
+}
 
 /**
  * Turns a broker message body into a `Delivery`. Never throws: a body that is not a structured
@@ -26,4 +51,29 @@ export function parseAttempt(value: unknown): number {
   const text = value instanceof Uint8Array ? Buffer.from(value).toString() : value;
   const n = typeof text === 'number' ? text : Number(text);
   return Number.isSafeInteger(n) && n >= 1 ? n : 1;
+}
+
+/**
+ * Hands a fan-out message's event to its subscriber: a body that is not a structured CloudEvent
+ * is logged with `ids` and skipped, and a subscriber that throws is logged, never propagated.
+ */
+export function deliverToSubscriber(
+  body: Uint8Array | string,
+  topic: string,
+  onEvent: (event: GatewayEvent) => void,
+  logger: Logger,
+  ids: Record<string, unknown>,
+): void {
+  let event: GatewayEvent;
+  try {
+    event = decodeEvent(body, { topic });
+  } catch (error) {
+    logger.warn({ err: error, topic, ...ids }, 'skipped a fan-out message that is not a CloudEvent');
+    return;
+  }
+  try {
+    onEvent(event);
+  } catch (error) {
+    logger.error({ err: error, topic, eventId: event.id, ...ids }, 'a subscriber failed on an event');
+  }
 }

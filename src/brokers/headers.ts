@@ -20,7 +20,7 @@ export function errorHeaderValue(error: string): string {
 }
 
 /** Correlation travels as a plain header too, for tools that never parse the body. */
-export const CORRELATION_HEADER = 'x-correlation-id';
+const CORRELATION_HEADER = 'x-correlation-id';
 
 /**
  * CloudEvents attributes as transport headers, next to the structured body, so that brokers'

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import type { EventHandler } from '../consumers/handlers/handler.js';
 import { ConfigError } from '../errors.js';
 import { topicSchema, typeSchema } from '../events/event.js';
 import { formatPath } from '../util/path.js';
@@ -14,6 +13,7 @@ export type BrokerKind = (typeof BROKER_KINDS)[number];
 /** Settings read from the environment (all optional, with defaults). */
 const envSchema = z.object({
   PORT: int(0, 65535).default(4000),
+  STOP_TIMEOUT_MS: int(0, 3_600_000).default(25_000),
   HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_PATH: z.string().min(1).default('./data/gateway.db'),
   DATABASE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('FULL'),
@@ -144,10 +144,7 @@ export type AuthConfig = z.infer<typeof authSchema>;
 
 export type TopicSettings = z.infer<typeof topicSettingsSchema>;
 
-export type ConsumerConfig = z.infer<typeof consumerSchema> & {
-  /** For library users: a function handler instead of a webhook. */
-  handler?: EventHandler;
-};
+export type ConsumerConfig = z.infer<typeof consumerSchema>;
 
 export type EnvConfig = z.infer<typeof envSchema>;
 
@@ -162,6 +159,8 @@ export interface GatewayConfig {
   readonly maxEventBytes: number;
   readonly relay: { readonly batchSize: number; readonly pollIntervalMs: number; readonly leaseMs: number; readonly retentionMs: number };
   readonly processedRetentionMs: number;
+  /** On SIGTERM/SIGINT, how long in-flight work may take before the process exits anyway. */
+  readonly stopTimeoutMs: number;
   readonly subscriberBuffer: number;
   readonly subscriberBufferBytes: number;
   readonly consumers: readonly ConsumerConfig[];
@@ -226,6 +225,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retentionMs: e.OUTBOX_RETENTION_HOURS * HOUR,
     },
     processedRetentionMs: e.PROCESSED_RETENTION_HOURS * HOUR,
+    stopTimeoutMs: e.STOP_TIMEOUT_MS,
     subscriberBuffer: e.SUBSCRIBER_BUFFER,
     subscriberBufferBytes: e.SUBSCRIBER_BUFFER_BYTES,
     consumers: file.consumers,

@@ -80,7 +80,7 @@ export interface PipelineDeps {
 /**
  * The pipeline every durable consumer's handler runs in, outermost first:
  * stats → guard → per-key order → correlation → dead-letter record → reject undecodable → type filter →
- * idempotency → retry → handler.
+ * idempotency → retry → log failures → handler.
  */
 export function createPipeline(definition: ConsumerDefinition, stats: ConsumerStats, deps: PipelineDeps): DeliveryHandler {
   const consumer = definition.name;

@@ -94,7 +94,7 @@ export function guard<T>(what: string, fn: () => T): T {
   }
 }
 
-export function toStoreError(what: string, error: unknown): unknown {
+function toStoreError(what: string, error: unknown): unknown {
   if (error instanceof StoreUnavailableError) return error;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && UNAVAILABLE.test(code)) {

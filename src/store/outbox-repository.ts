@@ -73,7 +73,6 @@ export interface OutboxRepository {
 
 export const outboxCursor = (row: OutboxRow) => encodeCursor('outbox', row.id);
 
-
 /**
  * The relay's claim: the oldest due, unclaimed PENDING rows whose key has no earlier PENDING row
  * that is claimed or backing off. (An earlier due row of the same key comes first in id order,

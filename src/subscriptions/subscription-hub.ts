@@ -43,7 +43,6 @@ class Subscriber implements EventStream {
   private readonly buffer: GatewayEvent[] = [];
   private bufferedBytes = 0;
   private waiting: ((result: IteratorResult<GatewayEvent>) => void) | undefined;
-  private failWaiting: ((error: Error) => void) | undefined;
   private done = false;
   private error: Error | undefined;
 
@@ -57,7 +56,7 @@ class Subscriber implements EventStream {
     if (this.done || (this.types && !this.types.has(event.type))) return;
     if (this.waiting) {
       const resolve = this.waiting;
-      this.waiting = this.failWaiting = undefined;
+      this.waiting = undefined;
       resolve({ value: event, done: false });
       return;
     }
@@ -75,16 +74,10 @@ class Subscriber implements EventStream {
     this.bufferedBytes += size;
   }
 
-  fail(error: Error): void {
+  /** Only reached with nobody waiting (a waiting reader takes events at once): the reader meets the error next. */
+  private fail(error: Error): void {
     if (this.done) return;
     this.error = error;
-    if (this.failWaiting) {
-      const reject = this.failWaiting;
-      this.waiting = this.failWaiting = undefined;
-      this.finish();
-      reject(error);
-      return;
-    }
     this.finish();
   }
 
@@ -100,9 +93,8 @@ class Subscriber implements EventStream {
       return Promise.reject(error);
     }
     if (this.done) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve) => {
       this.waiting = resolve;
-      this.failWaiting = reject;
     });
   }
 
@@ -115,7 +107,7 @@ class Subscriber implements EventStream {
     if (this.done) return;
     this.finish();
     const resolve = this.waiting;
-    this.waiting = this.failWaiting = undefined;
+    this.waiting = undefined;
     resolve?.({ value: undefined, done: true });
   }
 

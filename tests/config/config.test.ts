@@ -17,7 +17,7 @@ function writeConfig(content: string): string {
 describe('configuration', () => {
   it('has defaults for everything', () => {
     const config = loadConfig({});
-    expect(config).toMatchObject({ port: 4000, databasePath: './data/gateway.db', broker: 'memory', maxEventBytes: 262144, consumers: [] });
+    expect(config).toMatchObject({ port: 4000, databasePath: './data/gateway.db', broker: 'memory', maxEventBytes: 262144, consumers: [], stopTimeoutMs: 25_000 });
   });
 
   it('has GraphQL Armor-like limits by default, all configurable', () => {
@@ -84,6 +84,7 @@ describe('configuration', () => {
   it('names a bad environment variable', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/invalid environment: PORT/);
     expect(() => loadConfig({ BROKER: 'carrier-pigeon' })).toThrow(/BROKER/);
+    expect(() => loadConfig({ STOP_TIMEOUT_MS: 'abc' })).toThrow(/STOP_TIMEOUT_MS/);
   });
 
   it('reads consumers from the file', () => {

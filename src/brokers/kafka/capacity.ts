@@ -10,10 +10,6 @@ export class Capacity {
 
   constructor(private readonly limit: number) {}
 
-  get inUse(): number {
-    return this.running;
-  }
-
   /**
    * Takes a slot. Resolves true once one is free, false when `timeoutMs` passed first (the caller
    * may heartbeat and ask again) or when the capacity was closed.

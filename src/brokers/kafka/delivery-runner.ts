@@ -1,19 +1,13 @@
 import type { KafkaMessage, Message } from 'kafkajs';
 import { errorMessage } from '../../errors.js';
-import { backoffDelay, sleep, type BackoffPolicy } from '../../util/backoff.js';
+import { retryUntilDone } from '../../util/retrying.js';
 import type { Logger } from '../../util/logger.js';
 import type { Delivery, DeliveryHandler, Settlement } from '../broker.js';
-import { decodeDelivery, parseAttempt } from '../delivery.js';
+import { decodeDelivery, parseAttempt, runHandler } from '../delivery.js';
 import { ATTEMPT_HEADER } from '../headers.js';
 import { deadLetterMessage, describeOrigin, readHeader, retryMessage, type RecordOrigin } from './messages.js';
 import { deadLetterTopicOf, retryTopicOf } from './options.js';
 import type { KafkaPublisher } from './publisher.js';
-
-/** Delay before redelivering a message whose handler threw instead of returning a settlement. */
-const HANDLER_THREW_RETRY_MS = 1000;
-
-/** Pause between attempts to write a retry or dead-letter copy while Kafka does not take it. */
-const FORWARD_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 15_000, multiplier: 2, jitter: 0.2 };
 
 /**
  * Runs one delivery of a durable consumer: decodes the record, calls the handler, and carries out
@@ -47,13 +41,7 @@ export class DeliveryRunner {
   async run(origin: RecordOrigin, message: KafkaMessage): Promise<boolean> {
     const attempt = parseAttempt(readHeader(message.headers, ATTEMPT_HEADER));
     const delivery = decodeDelivery(message.value ?? '', { topic: this.topic, attempt, messageId: describeOrigin(origin) });
-    let settlement: Settlement;
-    try {
-      settlement = await this.handler(delivery);
-    } catch (error) {
-      this.logger.warn({ err: error, eventId: delivery.event.id, origin: describeOrigin(origin), attempt }, 'delivery handler threw; retrying');
-      settlement = { kind: 'retry', delayMs: HANDLER_THREW_RETRY_MS, error: errorMessage(error) };
-    }
+    const settlement = await runHandler(this.handler, delivery, this.logger, { origin: describeOrigin(origin) });
     return this.settle(message, origin, delivery, settlement);
   }
 
@@ -75,19 +63,13 @@ export class DeliveryRunner {
   }
 
   private async write(topic: string, copy: Message, origin: RecordOrigin, delivery: Delivery): Promise<boolean> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.publisher.send(topic, [copy]);
-        return true;
-      } catch (error) {
-        const ids = { consumer: this.consumer, eventId: delivery.event.id, origin: describeOrigin(origin), to: topic, attempt };
-        if (this.closing.aborted) {
-          this.logger.warn({ err: error, ...ids }, 'consumer closed before its settlement was written; Kafka delivers the message again');
-          return false;
-        }
-        this.logger.warn({ err: error, ...ids }, `could not write to ${topic}: ${errorMessage(error)}; trying again`);
-        await sleep(backoffDelay(FORWARD_BACKOFF, attempt), this.closing);
-      }
-    }
+    const ids = { consumer: this.consumer, eventId: delivery.event.id, origin: describeOrigin(origin), to: topic };
+    const written = await retryUntilDone(async () => (await this.publisher.send(topic, [copy]), true), {
+      signal: this.closing,
+      onError: (error, attempt) => this.logger.warn({ err: error, ...ids, attempt }, `could not write to ${topic}: ${errorMessage(error)}; trying again`),
+    });
+    if (!written) this.logger.warn(ids, 'consumer closed before its settlement was written; Kafka delivers the message again');
+    return written ?? false;
   }
+
 }

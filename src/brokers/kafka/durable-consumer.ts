@@ -13,7 +13,7 @@ import { OffsetTracker, type OffsetToCommit, type PartitionProgress } from './of
 import { consumerTopicSpecs, retryTopicOf, type ResolvedKafkaOptions } from './options.js';
 import { NewGroupPositioner, startOffsets } from './positioner.js';
 import type { KafkaPublisher } from './publisher.js';
-import { retryUntilDone, within } from './retrying.js';
+import { retryUntilDone, within } from '../../util/retrying.js';
 import type { TopicManager } from './topic-manager.js';
 
 export interface DurableConsumerDeps {

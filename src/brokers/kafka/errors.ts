@@ -42,7 +42,7 @@ interface KafkaJsErrorLike {
 }
 
 /** kafkajs wraps the error that ended its retries (`KafkaJSNumberOfRetriesExceeded`); unwrap it. */
-export function rootCause(error: unknown): KafkaJsErrorLike {
+function rootCause(error: unknown): KafkaJsErrorLike {
   let current = error as KafkaJsErrorLike | undefined;
   for (let depth = 0; depth < 10 && current?.cause && typeof current.cause === 'object'; depth++) {
     current = current.cause as KafkaJsErrorLike;

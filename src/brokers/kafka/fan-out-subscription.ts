@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, EachBatchPayload, Kafka } from 'kafkajs';
-import { decodeEvent } from '../../events/codec.js';
+import { deliverToSubscriber } from '../delivery.js';
 import type { GatewayEvent } from '../../events/event.js';
 import type { Logger } from '../../util/logger.js';
 import type { Subscription } from '../broker.js';
 import type { ConnectionMonitor } from './connection-monitor.js';
 import { GroupMember, type Assignment } from './group-member.js';
 import { topicSpec, type ResolvedKafkaOptions } from './options.js';
-import { retryUntilDone, within } from './retrying.js';
+import { retryUntilDone, within } from '../../util/retrying.js';
 import type { TopicManager } from './topic-manager.js';
 
 export interface FanOutDeps {
@@ -102,18 +102,7 @@ export class KafkaFanOutSubscription implements Subscription {
       resolveOffset(message.offset);
       if (next !== undefined && Number(message.offset) < Number(next)) continue;
       this.next.set(batch.partition, String(Number(message.offset) + 1));
-      let event: GatewayEvent;
-      try {
-        event = decodeEvent(message.value ?? '', { topic: this.topic });
-      } catch (error) {
-        this.logger.warn({ err: error, partition: batch.partition, offset: message.offset }, 'skipping a kafka message that is not a CloudEvent');
-        continue;
-      }
-      try {
-        this.onEvent(event);
-      } catch (error) {
-        this.logger.warn({ err: error, eventId: event.id, partition: batch.partition, offset: message.offset }, 'subscription listener failed');
-      }
+      deliverToSubscriber(message.value ?? '', this.topic, this.onEvent, this.logger, { partition: batch.partition, offset: message.offset });
     }
   }
 

@@ -5,7 +5,7 @@ import type { ConnectionMonitor } from './connection-monitor.js';
 import { isUnreachable } from './errors.js';
 import { requestRetry } from './kafka-client.js';
 import type { ResolvedKafkaOptions } from './options.js';
-import { retryUntilDone } from './retrying.js';
+import { retryUntilDone } from '../../util/retrying.js';
 
 export type Assignment = Readonly<Record<string, readonly number[]>>;
 

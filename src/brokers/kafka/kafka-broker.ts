@@ -20,7 +20,7 @@ import type { PartitionLag } from './lag.js';
 import { eventMessage, redeliveryMessage } from './messages.js';
 import { consumerTopicSpecs, resolveKafkaOptions, retryTopicOf, topicSpec, type KafkaBrokerOptions, type ResolvedKafkaOptions } from './options.js';
 import { KafkaPublisher } from './publisher.js';
-import { retryUntilDone } from './retrying.js';
+import { retryUntilDone } from '../../util/retrying.js';
 import { TopicManager } from './topic-manager.js';
 
 export type { KafkaBrokerOptions } from './options.js';
@@ -89,8 +89,7 @@ export class KafkaBroker implements Broker {
     try {
       connection = this.connected();
     } catch (error) {
-      for (const event of events) failures.set(event.id, error as Error);
-      throw new PublishError(`Kafka is not connected: ${errorMessage(error)}`, failures, { cause: error });
+      throw PublishError.forAll(events, error as Error);
     }
     const { publisher, topics, options } = connection;
     const byTopic = new Map<string, GatewayEvent[]>();
@@ -116,10 +115,7 @@ export class KafkaBroker implements Broker {
         }
       }),
     );
-    if (failures.size > 0) {
-      const retryable = [...failures.values()].some((f) => !(f instanceof KafkaMessageRejectedError));
-      throw new PublishError(`${failures.size} of ${events.length} events not confirmed by Kafka`, failures, { retryable });
-    }
+    PublishError.throwIfAny(failures, events.length, 'Kafka');
   }
 
   async subscribe(topic: string, onEvent: (event: GatewayEvent) => void): Promise<Subscription> {

@@ -4,14 +4,13 @@ import type { GatewayEvent } from '../../events/event.js';
 import { ATTEMPT_HEADER, cloudEventHeaders, CONSUMER_HEADER, ERROR_HEADER, errorHeaderValue } from '../headers.js';
 
 /** Epoch milliseconds before which a retry-topic message must not be handled. */
-export const NOT_BEFORE_HEADER = 'x-gateway-not-before';
+const NOT_BEFORE_HEADER = 'x-gateway-not-before';
 /** `<topic>/<partition>/<offset>` of the message a retry or dead-letter copy was made from. */
-export const ORIGIN_HEADER = 'x-gateway-origin';
-export const CONTENT_TYPE_HEADER = 'content-type';
+const ORIGIN_HEADER = 'x-gateway-origin';
+const CONTENT_TYPE_HEADER = 'content-type';
 
 /** Headers the adapter rewrites on every copy, so a copy of a copy carries only the latest. */
 const GATEWAY_HEADERS = [ATTEMPT_HEADER, NOT_BEFORE_HEADER, ERROR_HEADER, CONSUMER_HEADER, ORIGIN_HEADER];
-
 
 /**
  * An event as a Kafka record: key = the event's key, else its id, so the default (murmur2,

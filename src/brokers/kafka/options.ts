@@ -55,7 +55,7 @@ export interface KafkaTuning {
 
 export type ResolvedKafkaOptions = KafkaBrokerOptions & Required<KafkaTuning>;
 
-export const COMPRESSIONS = ['none', 'gzip', 'snappy'] as const;
+const COMPRESSIONS = ['none', 'gzip', 'snappy'] as const;
 
 /** Fills in defaults and checks what Kafka would reject later with a less helpful message. */
 export function resolveKafkaOptions(options: KafkaBrokerOptions): ResolvedKafkaOptions {
@@ -94,8 +94,9 @@ export interface KafkaTopicSpec {
 }
 
 /**
- * Gateway topics never contain dots (see `TOPIC_PATTERN`), so the dotted names of a consumer's
- * own topics cannot collide with them.
+ * Gateway topics never contain dots (see `TOPIC_PATTERN`), so these names never equal one. Kafka
+ * still treats "." and "_" as the same in topic names: a gateway topic `billing_retry` and the
+ * retry topic of consumer `billing` cannot both exist (Kafka refuses the second to be created).
  */
 export const retryTopicOf = (consumer: string): string => `${consumer}.retry`;
 export const deadLetterTopicOf = (consumer: string): string => `${consumer}.dlq`;

@@ -1,5 +1,6 @@
 import type { GatewayEvent } from '../../events/event.js';
 import type { ConsumerBinding, DeliveryHandler, Settlement } from '../broker.js';
+import { runHandler } from '../delivery.js';
 
 interface QueuedMessage {
   readonly event: GatewayEvent;
@@ -13,9 +14,6 @@ interface Worker {
   closed: boolean;
   readonly settled: Set<Promise<void>>;
 }
-
-/** Delay before redelivering a message whose handler threw instead of returning a settlement. */
-const HANDLER_THREW_RETRY_MS = 1000;
 
 /**
  * One durable consumer's queue: messages wait here until an attached worker has room, and come
@@ -80,13 +78,7 @@ class MemoryQueue {
 
   private deliver(worker: Worker, message: QueuedMessage): void {
     worker.inFlight++;
-    const settled = Promise.resolve()
-      .then(() => worker.handler({ event: message.event, attempt: message.attempt }))
-      .catch((error: unknown): Settlement => ({
-        kind: 'retry',
-        delayMs: HANDLER_THREW_RETRY_MS,
-        error: error instanceof Error ? error.message : String(error),
-      }))
+    const settled = runHandler(worker.handler, { event: message.event, attempt: message.attempt }, undefined)
       .then((settlement) => this.settle(message, settlement))
       .finally(() => {
         worker.inFlight--;

@@ -76,7 +76,7 @@ function redeliveryDelays(binding: ConsumerBinding, maxDeliver: number, ackWaitM
  * (e.g. new `types` or `maxAttempts`); its position in the stream is kept. A configuration the
  * server refuses is a `ConfigError`; other failures are left for the caller to retry.
  */
-export async function ensureDurableConsumer(
+async function ensureDurableConsumer(
   jsm: JetStreamManager,
   stream: string,
   config: Partial<ConsumerConfig> & { durable_name: string },

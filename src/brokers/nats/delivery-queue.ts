@@ -1,9 +1,6 @@
-import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../util/logger.js';
 import type { Delivery, DeliveryHandler, Settlement } from '../broker.js';
-
-/** Delay before redelivering a message whose handler threw instead of returning a settlement. */
-export const HANDLER_THREW_RETRY_MS = 1000;
+import { runHandler } from '../delivery.js';
 
 /** A delivery received from NATS, with how to carry out its settlement there. */
 export interface QueuedDelivery {
@@ -57,13 +54,7 @@ export class DeliveryQueue {
     this.running++;
     const stopRunning = item.running?.();
     const event = item.delivery.event;
-    void Promise.resolve()
-      .then(() => this.handler(item.delivery))
-      .catch((error: unknown): Settlement => {
-        const context = { err: error, ...item.ids, eventId: event.id, attempt: item.delivery.attempt };
-        this.logger.error(context, 'delivery handler threw; retrying');
-        return { kind: 'retry', delayMs: HANDLER_THREW_RETRY_MS, error: errorMessage(error) };
-      })
+    void runHandler(this.handler, item.delivery, this.logger, item.ids)
       .then((settlement) => {
         try {
           item.settle(settlement);

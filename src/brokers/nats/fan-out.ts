@@ -1,7 +1,7 @@
 import { DeliverPolicy, type Consumer, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { Msg, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { BrokerUnavailableError, errorMessage } from '../../errors.js';
-import { decodeEvent } from '../../events/codec.js';
+import { deliverToSubscriber } from '../delivery.js';
 import type { GatewayEvent } from '../../events/event.js';
 import { backoffDelay, sleep } from '../../util/backoff.js';
 import type { Logger } from '../../util/logger.js';
@@ -11,21 +11,8 @@ import { topicSubjects } from './subjects.js';
 
 type OnEvent = (event: GatewayEvent) => void;
 
-/** Hands a message's event to the subscriber; a message that is not a CloudEvent is logged and skipped. */
 function deliver(message: Msg | JsMsg, topic: string, onEvent: OnEvent, logger: Logger): void {
-  let event: GatewayEvent;
-  try {
-    event = decodeEvent(message.data, { topic });
-  } catch (error) {
-    const seq = 'seq' in message ? message.seq : undefined;
-    logger.warn({ err: error, topic, subject: message.subject, seq }, 'skipped a message that is not a CloudEvent');
-    return;
-  }
-  try {
-    onEvent(event);
-  } catch (error) {
-    logger.error({ err: error, topic, eventId: event.id }, 'subscriber failed on an event');
-  }
+  deliverToSubscriber(message.data, topic, onEvent, logger, { subject: message.subject, seq: 'seq' in message ? message.seq : undefined });
 }
 
 /**

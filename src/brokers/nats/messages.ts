@@ -23,7 +23,7 @@ export function eventHeaders(event: GatewayEvent, options: { dedupe: boolean }):
 }
 
 /** What the adapter reads from a NATS or JetStream message. */
-export interface ReceivedMessage {
+interface ReceivedMessage {
   readonly data: Uint8Array;
   readonly headers?: MsgHdrs | undefined;
 }

@@ -26,7 +26,7 @@ export interface NatsMode {
   redeliver(session: NatsSession, binding: ConsumerBinding, event: GatewayEvent): Promise<void>;
 }
 
-export function jetStreamRequiredMessage(url: string): string {
+function jetStreamRequiredMessage(url: string): string {
   return (
     `NATS at ${url} has no JetStream. JetStream is required for durable consumers and confirmed publishing: ` +
     'start nats-server with JetStream enabled (-js, or a jetstream {} block in its configuration), ' +

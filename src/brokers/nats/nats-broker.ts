@@ -59,8 +59,7 @@ export class NatsBroker implements Broker {
       const reason = this.closing
         ? 'the NATS broker is closed'
         : `NATS is not connected (${this.connector.status().lastError ?? 'connecting'})`;
-      const failures = new Map(events.map((event) => [event.id, new BrokerUnavailableError(reason)]));
-      throw new PublishError(`${events.length} events not published: ${reason}`, failures);
+      throw PublishError.forAll(events, new BrokerUnavailableError(reason));
     }
     const publishing = this.mode.publish(session, events);
     this.publishing.add(publishing);

@@ -4,6 +4,7 @@ import { BrokerUnavailableError, errorMessage, PayloadTooLargeError, PublishErro
 import { encodeEvent } from '../../events/codec.js';
 import type { GatewayEvent } from '../../events/event.js';
 import type { Logger } from '../../util/logger.js';
+import { within } from '../../util/retrying.js';
 import { eventHeaders } from './messages.js';
 import { eventSubject } from './subjects.js';
 
@@ -31,7 +32,7 @@ export async function publishToJetStream(
       options.logger.warn({ eventId: event.id, stream: result.value.stream, expected: options.stream }, 'event stored by another stream');
     }
   });
-  throwFailures(failures, events.length, 'NATS JetStream');
+  PublishError.throwIfAny(failures, events.length, 'NATS JetStream');
 }
 
 /**
@@ -51,12 +52,12 @@ export async function publishToCore(nc: NatsConnection, events: readonly Gateway
   }
   if (sent.length > 0) {
     try {
-      await withTimeout(nc.flush(), options.timeoutMs);
+      if (!(await within(nc.flush(), options.timeoutMs))) throw new natsErrors.TimeoutError();
     } catch (error) {
       for (const event of sent) failures.set(event.id, publishFailure(event, error, 'the server did not confirm the flush'));
     }
   }
-  throwFailures(failures, events.length, 'NATS');
+  PublishError.throwIfAny(failures, events.length, 'NATS');
 }
 
 function publishFailure(event: GatewayEvent, error: unknown, what: string): GatewayError {
@@ -66,26 +67,4 @@ function publishFailure(event: GatewayEvent, error: unknown, what: string): Gate
     return new PayloadTooLargeError(message, { cause: error });
   }
   return new BrokerUnavailableError(message, { cause: error });
-}
-
-function throwFailures(failures: ReadonlyMap<string, Error>, total: number, broker: string): void {
-  if (failures.size === 0) return;
-  const first = failures.values().next().value;
-  throw new PublishError(`${failures.size} of ${total} events were not confirmed by ${broker}: ${errorMessage(first)}`, failures, {
-    cause: first,
-  });
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new natsErrors.TimeoutError()), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -18,7 +18,7 @@ import { STREAM_SUBJECTS } from './subjects.js';
  * The settings the gateway owns on its stream. File storage and limits retention: the stream is
  * the log every consumer reads at its own pace; `max_age` (0 = forever) is the only expiry.
  */
-export function streamSettings(options: ResolvedNatsOptions): Pick<StreamConfig, 'max_age' | 'duplicate_window'> {
+function streamSettings(options: ResolvedNatsOptions): Pick<StreamConfig, 'max_age' | 'duplicate_window'> {
   const maxAgeMs = options.maxAgeMs;
   // The server refuses a duplicate window longer than max_age.
   const windowMs = maxAgeMs > 0 ? Math.min(options.duplicateWindowMs, maxAgeMs) : options.duplicateWindowMs;

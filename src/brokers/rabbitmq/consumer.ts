@@ -1,15 +1,11 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../util/logger.js';
-import type { ConsumerBinding, ConsumerHandle, DeliveryHandler, Settlement } from '../broker.js';
-import { decodeDelivery, parseAttempt } from '../delivery.js';
+import type { ConsumerBinding, ConsumerHandle, DeliveryHandler } from '../broker.js';
+import { decodeDelivery, parseAttempt, runHandler } from '../delivery.js';
 import { ATTEMPT_HEADER } from '../headers.js';
 import { ChannelPart, type ConnectionLink } from './channel-part.js';
 import { settle } from './settlement.js';
 import type { Topology } from './topology.js';
-
-/** Delay before redelivering a message whose handler threw instead of returning a settlement. */
-const HANDLER_THREW_RETRY_MS = 1000;
 
 /**
  * One attachment of a durable consumer: consumes the durable queue `<consumer>` on a confirm
@@ -102,16 +98,7 @@ export class DurableConsumer extends ChannelPart<ConfirmChannel> implements Cons
       attempt: parseAttempt(headers?.[ATTEMPT_HEADER]),
       messageId: typeof messageId === 'string' ? messageId : undefined,
     });
-    let settlement: Settlement;
-    try {
-      settlement = await this.handler(delivery);
-    } catch (error) {
-      this.logger.error(
-        { err: error, eventId: delivery.event.id, attempt: delivery.attempt },
-        'handler threw instead of returning a settlement; retrying the delivery',
-      );
-      settlement = { kind: 'retry', delayMs: HANDLER_THREW_RETRY_MS, error: errorMessage(error) };
-    }
+    const settlement = await runHandler(this.handler, delivery, this.logger);
     await settle(channel, message, delivery, settlement, { consumer: this.binding.name, topology: this.topology, logger: this.logger });
   }
 }

@@ -5,8 +5,7 @@ import { cloudEventHeaders } from '../headers.js';
 import type { SendOptions } from './confirms.js';
 
 /** The AMQP binding of CloudEvents names its application properties `cloudEvents:<attribute>`. */
-export const CLOUDEVENTS_HEADER_PREFIX = 'cloudEvents:';
-
+const CLOUDEVENTS_HEADER_PREFIX = 'cloudEvents:';
 
 /** RabbitMQ's own dead-lettering records; never copied onto a message the gateway sends again. */
 const BROKER_DEATH_HEADER = /^x-(death|first-death-|last-death-)/;
@@ -48,5 +47,4 @@ export function forwardedProperties(message: Message, messageId: string, headers
     headers: { ...Object.fromEntries(kept), ...headers },
   };
 }
-
 

@@ -71,7 +71,7 @@ export class Publisher extends ChannelPart<ConfirmChannel> {
     const channel = this.channel;
     if (!channel || this.closing) {
       const reason = new BrokerUnavailableError('the RabbitMQ publisher channel is not open (reconnecting or closing)');
-      throw new PublishError(reason.message, new Map(messages.map((m) => [m.event.id, reason])), { cause: reason });
+      throw PublishError.forAll(messages.map((m) => m.event), reason);
     }
     const sender = ConfirmedSender.of(channel);
     const confirms: Promise<Error | undefined>[] = [];
@@ -86,12 +86,7 @@ export class Publisher extends ChannelPart<ConfirmChannel> {
     outcomes.forEach((error, i) => {
       if (error) failures.set(messages[i]!.event.id, error);
     });
-    const first = failures.values().next().value;
-    if (first) {
-      throw new PublishError(`RabbitMQ did not take ${failures.size} of ${messages.length} events: ${first.message}`, failures, {
-        cause: first,
-      });
-    }
+    PublishError.throwIfAny(failures, messages.length, 'RabbitMQ');
   }
 
   /** Outcomes of the confirms; one still open after `confirmTimeoutMs` counts as failed. */

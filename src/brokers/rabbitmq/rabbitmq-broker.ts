@@ -91,8 +91,7 @@ export class RabbitMqBroker implements Broker {
     this.assertOpen();
     if (events.length === 0) return;
     if (!this.connection.status().connected) {
-      const reason = this.notConnected();
-      throw new PublishError(reason.message, new Map(events.map((event) => [event.id, reason])), { cause: reason });
+      throw PublishError.forAll(events, this.notConnected());
     }
     await this.publisher.publish(events);
   }

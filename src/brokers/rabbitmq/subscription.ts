@@ -2,7 +2,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { GatewayEvent } from '../../events/event.js';
 import type { Logger } from '../../util/logger.js';
 import type { Subscription } from '../broker.js';
-import { decodeDelivery } from '../delivery.js';
+import { deliverToSubscriber } from '../delivery.js';
 import { ChannelPart, type ConnectionLink } from './channel-part.js';
 import type { Topology } from './topology.js';
 
@@ -43,23 +43,10 @@ export class FanOutSubscription extends ChannelPart<Channel> implements Subscrip
       this.setUpAgain(channel);
       return;
     }
-    const { messageId } = message.properties;
-    const { event, invalid } = decodeDelivery(message.content, {
-      topic: this.topic,
-      attempt: 1,
-      messageId: typeof messageId === 'string' ? messageId : undefined,
+    deliverToSubscriber(message.content, this.topic, this.onEvent, this.logger, {
+      queue,
+      messageId: message.properties.messageId,
+      routingKey: message.fields.routingKey,
     });
-    if (invalid) {
-      this.logger.warn(
-        { err: invalid, queue, messageId, routingKey: message.fields.routingKey },
-        'dropped a message that is not a structured CloudEvent',
-      );
-      return;
-    }
-    try {
-      this.onEvent(event);
-    } catch (error) {
-      this.logger.error({ err: error, eventId: event.id }, 'a subscription listener threw');
-    }
   }
 }

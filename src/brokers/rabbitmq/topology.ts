@@ -82,11 +82,11 @@ export function routingKey(event: Pick<GatewayEvent, 'topic' | 'type'>): string 
   return `${event.topic}.${event.type}`;
 }
 
-export function bindingKeys(binding: Pick<ConsumerBinding, 'topic' | 'types'>): string[] {
+function bindingKeys(binding: Pick<ConsumerBinding, 'topic' | 'types'>): string[] {
   return binding.types?.length ? binding.types.map((type) => `${binding.topic}.${type}`) : [`${binding.topic}.#`];
 }
 
-export function deadLetterQueue(consumer: string): string {
+function deadLetterQueue(consumer: string): string {
   return `${consumer}.dlq`;
 }
 

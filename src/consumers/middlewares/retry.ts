@@ -10,7 +10,8 @@ export interface RetryPolicy {
 
 /**
  * Turns a handler failure into a settlement: another attempt after an exponential backoff while
- * attempts remain and the error is retryable, else a dead letter carrying the error.
+ * attempts remain, else a dead letter carrying the error. A `PermanentHandlerError` is
+ * dead-lettered at once.
  */
 export function retry(policy: RetryPolicy): Middleware {
   return (next) => async (delivery) => {

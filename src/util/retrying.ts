@@ -1,11 +1,11 @@
-import { backoffDelay, sleep, type BackoffPolicy } from '../../util/backoff.js';
+import { backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
 
 const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 15_000, multiplier: 2, jitter: 0.2 };
 
 /**
  * Runs `task` until it succeeds, with exponential backoff between attempts: for set-up steps
- * that must eventually happen while Kafka may be down (kafkajs already retried each one a few
- * times inside). Resolves `undefined` once `signal` aborts.
+ * that must eventually happen while a broker may be down. Resolves `undefined` once `signal`
+ * aborts.
  */
 export async function retryUntilDone<T>(
   task: () => Promise<T>,
@@ -29,8 +29,9 @@ export async function retryUntilDone<T>(
 }
 
 /**
- * Waits for `ready` at most `timeoutMs`. True when it settled in time; false otherwise (it keeps
- * running: the caller continues in the background).
+ * Waits for `ready` at most `timeoutMs`: true when it resolved in time, false when the time ran
+ * out first (it keeps running; the caller continues in the background). Rejects if it rejects
+ * in time.
  */
 export async function within(ready: Promise<unknown>, timeoutMs: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
