@@ -148,12 +148,9 @@ ensure_nats() {
 # Prints the pid of the Kafka broker this script started, if it is alive.
 # Checks the command line too, so a recycled pid is never mistaken for ours.
 kafka_pid() {
-  [[ -f "$KAFKA_PID_FILE" ]] || return 1
-  local pid
+  kafka_launched_alive || return 1
+  local pid cmdline
   pid="$(<"$KAFKA_PID_FILE")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  pid_alive "$pid" || return 1
-  local cmdline
   cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
   [[ "$cmdline" == *" kafka.Kafka "* ]] || return 1
   echo "$pid"

@@ -50,19 +50,22 @@ const MIGRATIONS = fileURLToPath(new URL('../../drizzle', import.meta.url));
 export function openStore(options: StoreOptions): Store {
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
   const sqlite = guard('open the database', () => new Database(options.path));
+  const durable = options.synchronous ?? 'FULL';
   sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+  sqlite.pragma(`synchronous = ${durable}`);
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 250}`);
   sqlite.pragma('foreign_keys = ON');
   const db = drizzle(sqlite, { schema: tables });
   guard('apply migrations', () => migrate(db, { migrationsFolder: MIGRATIONS }));
-  const durable = options.synchronous ?? 'FULL';
-  let current: string = durable;
+  let current: 'FULL' | 'NORMAL' = durable;
+  // Prepared once: durable and relaxed writes alternate on the hot path (append, claim, settle).
+  const setSynchronous = { FULL: sqlite.prepare('pragma synchronous = FULL'), NORMAL: sqlite.prepare('pragma synchronous = NORMAL') };
+  const selectOne = sqlite.prepare('select 1');
   // The pragma cannot change inside a transaction; transactions here are synchronous, so
   // setting it right before BEGIN is safe.
-  const useSynchronous = (mode: string) => {
+  const useSynchronous = (mode: 'FULL' | 'NORMAL') => {
     if (current !== mode) {
-      sqlite.pragma(`synchronous = ${mode}`);
+      setSynchronous[mode].run();
       current = mode;
     }
   };
@@ -74,7 +77,7 @@ export function openStore(options: StoreOptions): Store {
         useSynchronous(txOptions?.relaxed ? 'NORMAL' : durable);
         return sqlite.transaction(fn).immediate();
       }),
-    ping: () => guard('read', () => sqlite.prepare('select 1').get()),
+    ping: () => guard('read', () => selectOne.get()),
     close: () => sqlite.close(),
   };
 }

@@ -12,7 +12,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
     name: 'kafka',
     features: createKafkaBroker().features,
     create: () => createKafkaBroker(),
-    restart: () => restartKafka(),
+    restart: ({ downMs }) => restartKafka(downMs),
     async ensureUp() {
       if (!(await reachable(KAFKA_HOST, KAFKA_PORT))) throw new Error(`Kafka is not reachable on ${KAFKA_HOST}:${KAFKA_PORT}`);
     },

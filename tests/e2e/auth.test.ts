@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { sha256Hex } from '../../src/auth/authenticator.js';
 import { gql, startTestApp } from '../helpers/app.js';
-import { uniqueName, waitFor } from '../helpers/events.js';
+import { makeEvent, uniqueName, waitFor } from '../helpers/events.js';
 import { sseSubscribe, subscribe, wsClient } from '../helpers/subscriptions.js';
 
 type App = Awaited<ReturnType<typeof startTestApp>>;
@@ -212,8 +212,14 @@ describe('authorization', () => {
       expect(JSON.stringify(denied.errors)).toContain('FORBIDDEN');
       await reader.dispose();
       const admin = wsClient(app.url, { connectionParams: { authorization: `Bearer ${await token('admin')}` } });
-      const allowed = subscribe<unknown>(admin, 'subscription { deadLettered { id } }');
-      await new Promise((r) => setTimeout(r, 300));
+      const allowed = subscribe<{ deadLettered: { id: string } }>(admin, 'subscription { deadLettered { id } }');
+      const row = app.services.deadLetters.record({ consumer: 'audit', event: makeEvent({ topic: 'orders' }), error: 'x', attempts: 1 });
+      // Announced again until the subscription, registered asynchronously, has received it.
+      await waitFor(() => {
+        if (allowed.received.length === 0) app.services.deadLetterBus.publish(row);
+        return allowed.received.length > 0;
+      }, 5000, 'the dead letter delivered to admin');
+      expect(allowed.received[0]!.deadLettered.id).toBe(String(row.id));
       expect(allowed.errors).toEqual([]);
       allowed.close();
       await admin.dispose();

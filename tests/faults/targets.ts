@@ -2,11 +2,10 @@ import { afterAll } from 'vitest';
 import type { BrokerFeatures } from '../../src/brokers/broker.js';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
 import { NatsBroker } from '../../src/brokers/nats/nats-broker.js';
-import { sleep } from '../../src/util/backoff.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { requireBroker } from '../helpers/brokers.js';
 import { uniqueName, waitFor } from '../helpers/events.js';
-import { brokersScript, createKafkaBroker, KAFKA_HOST, KAFKA_PORT, plainKafka, withAdmin } from '../helpers/kafka.js';
+import { brokersScript, createKafkaBroker, KAFKA_HOST, KAFKA_PORT, plainKafka, restartKafka, withAdmin } from '../helpers/kafka.js';
 import { NATS_STREAM, natsAnswers, natsOptions, plainClient as plainNats, restartNatsServer } from '../helpers/nats.js';
 import { createRabbitMqBroker, deleteRabbitMqObjects, plainClient as plainRabbit, rabbitmqctl, restartRabbitMq } from '../helpers/rabbitmq.js';
 
@@ -126,12 +125,7 @@ function kafkaTarget(): FaultTarget {
     env: {},
     async restart(downMs) {
       restarted = true;
-      try {
-        await brokersScript('stop-kafka');
-        await sleep(downMs);
-      } finally {
-        await brokersScript('start-kafka');
-      }
+      await restartKafka(downMs);
     },
     name: namer(names),
     async tap(topic) {

@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { it } from 'vitest';
 
 /** True when something accepts TCP connections on host:port within `timeoutMs`. */
 export function reachable(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
@@ -23,5 +24,7 @@ export async function requireBroker(name: string, host: string, port: number): P
   const message = `${name} is not reachable on ${host}:${port} (run scripts/brokers.sh up)`;
   if (process.env['CI']) throw new Error(`${message}; CI is set, so this fails the run`);
   process.stderr.write(`\n*** SKIPPING ${name} tests: ${message}\n`);
+  // The caller registers no tests now; without one, vitest would count the file as failed.
+  it.skip(`${name} tests: ${message}`, () => {});
   return false;
 }

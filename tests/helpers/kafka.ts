@@ -73,10 +73,11 @@ export async function brokersScript(...args: string[]): Promise<void> {
   await run(BROKERS_SCRIPT, args, { timeout: 180_000 });
 }
 
-/** Stops and starts Kafka; whatever happens, Kafka is started again before this returns. */
-export async function restartKafka(): Promise<void> {
+/** Stops Kafka for `downMs`, then starts it; whatever happens, Kafka is started again before this returns. */
+export async function restartKafka(downMs = 0): Promise<void> {
   try {
-    await brokersScript('restart-kafka');
+    await brokersScript('stop-kafka');
+    await new Promise((resolve) => setTimeout(resolve, downMs));
   } finally {
     await brokersScript('start-kafka');
   }

@@ -98,7 +98,11 @@ describe('relay', () => {
 
   it('opens the circuit while the broker is down, stops hammering it, and closes when it is back', async () => {
     broker.down = true;
-    const relay = startRelay({ batchSize: 10 });
+    // A cooldown well above the pause below, so a late timer cannot let a second probe out.
+    const relay = startRelay({
+      batchSize: 10,
+      circuitBreaker: { failureThreshold: 3, cooldown: { initialMs: 500, maxMs: 1000, multiplier: 2, jitter: 0 } },
+    });
     outbox.append(Array.from({ length: 25 }, () => makeEvent()));
     await waitFor(() => relay.breaker.state === 'OPEN', 2000, 'circuit open');
     expect(relay.breaker.lastReason).toBeTruthy();
@@ -150,12 +154,12 @@ describe('relay', () => {
 
   it('renews its claim while a slow broker holds the batch, so another relay does not take the rows', async () => {
     broker.hold();
-    startRelay({ owner: 'slow', leaseMs: 150 });
+    startRelay({ owner: 'slow', leaseMs: 500 });
     outbox.append([makeEvent(), makeEvent()]);
     await waitFor(() => broker.publishCalls > 0, 2000, 'publish started');
-    startRelay({ owner: 'other', leaseMs: 150, pollIntervalMs: 20 });
-    // Several lease lengths pass while the first batch is still out.
-    await new Promise((r) => setTimeout(r, 600));
+    startRelay({ owner: 'other', leaseMs: 500, pollIntervalMs: 20 });
+    // Three lease lengths pass while the first batch is still out.
+    await new Promise((r) => setTimeout(r, 1600));
     expect(broker.publishCalls).toBe(1);
     broker.release();
     await waitFor(() => outbox.count('PUBLISHED') === 2, 2000, 'published');

@@ -22,7 +22,7 @@ export class JetStreamConsumer implements ConsumerHandle {
   private readonly loops: PullLoop[];
   private readonly names: readonly string[];
   private readonly closing = new AbortController();
-  private giveUps: NatsSubscription | undefined;
+  private readonly giveUps: NatsSubscription[] = [];
 
   constructor(
     private readonly deps: NatsDeps,
@@ -68,7 +68,11 @@ export class JetStreamConsumer implements ConsumerHandle {
       }
     }
     for (const loop of this.loops) loop.start();
-    void this.deps.connector.ready(this.closing.signal).then((ready) => ready && this.watchGiveUps(ready));
+    // On every connection: one that replaced a closed one starts without the advisory subscriptions.
+    this.deps.connector.follow(async (ready) => this.watchGiveUps(ready), {
+      signal: this.closing.signal,
+      onError: (error) => this.deps.logger.warn({ err: error, consumer: this.binding.name }, 'cannot watch NATS max_deliver advisories'),
+    });
   }
 
   /**
@@ -86,7 +90,7 @@ export class JetStreamConsumer implements ConsumerHandle {
     this.closing.abort();
     await Promise.all(this.loops.map((loop) => loop.stop()));
     await this.queue.idle();
-    this.giveUps?.unsubscribe();
+    for (const sub of this.giveUps.splice(0)) sub.unsubscribe();
   }
 
   /**
@@ -97,22 +101,25 @@ export class JetStreamConsumer implements ConsumerHandle {
   private watchGiveUps(session: NatsSession): void {
     if (this.closing.signal.aborted) return;
     const { stream } = this.deps.options;
-    this.giveUps = session.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.*`, {
-      callback: (error, advisory: Msg) => {
-        if (error) {
-          this.deps.logger.warn({ err: error, consumer: this.binding.name }, 'cannot watch NATS max_deliver advisories');
-          return;
-        }
-        const { consumer, stream_seq: seq, deliveries } = advisory.json<{ consumer: string; stream_seq: number; deliveries: number }>();
-        if (!this.names.includes(consumer)) return;
-        const log = (eventId: string | undefined) =>
-          this.deps.logger.error({ consumer, stream, seq, deliveries, eventId }, GAVE_UP);
-        void session.jsm!.streams.getMessage(stream, { seq }).then(
-          (message) => log(message?.header.get(MSG_ID_HEADER) || undefined),
-          () => log(undefined),
-        );
-      },
-    });
+    // Those of a connection that closed for good went with it.
+    this.giveUps.splice(0, this.giveUps.length, ...this.giveUps.filter((sub) => !sub.isClosed()));
+    for (const consumer of this.names) {
+      const sub = session.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${consumer}`, {
+        callback: (error, advisory: Msg) => {
+          if (error) {
+            this.deps.logger.warn({ err: error, consumer }, 'cannot watch NATS max_deliver advisories');
+            return;
+          }
+          const { stream_seq: seq, deliveries } = advisory.json<{ stream_seq: number; deliveries: number }>();
+          const log = (eventId: string | undefined) => this.deps.logger.error({ consumer, stream, seq, deliveries, eventId }, GAVE_UP);
+          void session.jsm!.streams.getMessage(stream, { seq }).then(
+            (message) => log(message?.header.get(MSG_ID_HEADER) || undefined),
+            () => log(undefined),
+          );
+        },
+      });
+      this.giveUps.push(sub);
+    }
   }
 
   private queued(message: JsMsg, settled: () => void): QueuedDelivery {

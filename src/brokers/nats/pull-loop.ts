@@ -13,7 +13,7 @@ export interface PullLoopOptions {
   readonly expiresMs: number;
   /** Delays after failed pulls. */
   readonly backoff: BackoffPolicy;
-  /** Creates or updates the durable consumer; called before the first pull of every connection. */
+  /** Creates or updates the durable consumer; called before the first pull of every connection and after a failed pull. */
   ensure(session: NatsSession): Promise<ConsumerInfo>;
   /** Takes a received message; `settled` must be called once it has been settled. */
   receive(message: JsMsg, settled: () => void): void;
