@@ -2,9 +2,8 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { sleep } from '../../util/backoff.js';
 import type { Logger } from '../../util/logger.js';
 import type { Delivery, Settlement } from '../broker.js';
-import { ATTEMPT_HEADER } from '../headers.js';
+import { ATTEMPT_HEADER, CONSUMER_HEADER, ERROR_HEADER, errorHeaderValue } from '../headers.js';
 import { ConfirmedSender } from './confirms.js';
-import { CONSUMER_HEADER, ERROR_HEADER, errorHeaderValue } from '../headers.js';
 import { forwardedProperties } from './message.js';
 import { retryBucket, type Topology } from './topology.js';
 
@@ -38,6 +37,7 @@ export async function settle(
     else if (settlement.kind === 'dead-letter') await sendToDeadLetterQueue(channel, message, delivery, settlement.error, context);
     channel.ack(message);
   } catch (error) {
+    context.topology.forget(channel);
     context.logger.error(
       { err: error, eventId: delivery.event.id, attempt: delivery.attempt, settlement: settlement.kind, queue: context.consumer },
       'could not settle a delivery; it goes back to the queue',

@@ -17,6 +17,13 @@ import { declarationFailed } from './errors.js';
  * - a fan-out subscription is an exclusive, auto-delete, server-named queue bound with `<topic>.#`.
  */
 export class Topology {
+  /**
+   * Retry and dead-letter queues already declared on a channel: a settlement then sends its copy
+   * without a declaration round trip per message. A failed settlement forgets the channel's
+   * (`forget`), so a queue someone deleted is declared again on the next try.
+   */
+  private readonly declared = new WeakMap<Channel, Set<string>>();
+
   constructor(
     readonly exchange: string,
     private readonly topics: Readonly<Record<string, TopicSettings>>,
@@ -51,7 +58,7 @@ export class Topology {
    */
   async declareRetryQueue(channel: Channel, consumer: string, bucketMs: number): Promise<string> {
     const queue = retryQueue(consumer, bucketMs);
-    await declareQueue(channel, queue, {
+    await this.declareOnce(channel, queue, {
       durable: true,
       arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': consumer },
     });
@@ -60,8 +67,21 @@ export class Topology {
 
   async declareDeadLetterQueue(channel: Channel, consumer: string): Promise<string> {
     const queue = deadLetterQueue(consumer);
-    await declareQueue(channel, queue, { durable: true });
+    await this.declareOnce(channel, queue, { durable: true });
     return queue;
+  }
+
+  /** Declares again, on the next settlement, every queue declared on `channel`. */
+  forget(channel: Channel): void {
+    this.declared.delete(channel);
+  }
+
+  private async declareOnce(channel: Channel, queue: string, options: Options.AssertQueue): Promise<void> {
+    let queues = this.declared.get(channel);
+    if (queues?.has(queue)) return;
+    await declareQueue(channel, queue, options);
+    if (!queues) this.declared.set(channel, (queues = new Set()));
+    queues.add(queue);
   }
 
   /** A fresh server-named queue for one fan-out subscription, bound to every type of `topic`. */

@@ -84,6 +84,35 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       });
     });
 
+    it('declares a retry queue again when someone deleted it, and the retry still arrives', async () => {
+      const broker = await connect();
+      const b = binding();
+      const attempts: number[] = [];
+      let deleted!: () => void;
+      const queueGone = new Promise<void>((resolve) => (deleted = resolve));
+      await broker.consume(b, async ({ attempt }): Promise<Settlement> => {
+        attempts.push(attempt);
+        // The second attempt answers only once the queue the first retry went through is gone.
+        if (attempt === 2) await queueGone;
+        return attempt < 3 ? { kind: 'retry', delayMs: 300, error: `attempt ${attempt} failed` } : { kind: 'ack' };
+      });
+      await broker.publish([makeEvent({ topic: b.topic })]);
+      await waitFor(() => attempts.length >= 2, 5000, 'the first retry');
+      const plain = await plainClient();
+      try {
+        await plain.channel.deleteQueue(`${b.name}.retry.512`);
+      } finally {
+        await plain.close();
+      }
+      deleted();
+      await waitFor(() => attempts.includes(3), 10_000, 'the second retry, through a declared-again queue');
+      // The copy sent to the missing queue came back unroutable: that settlement failed, the
+      // delivery went back to the queue and ran again as attempt 2, and its retry declared the
+      // queue anew.
+      expect(attempts).toEqual([1, 2, 2, 3]);
+      expect((await listQueues()).some((q) => q.name === `${b.name}.retry.512`)).toBe(true);
+    });
+
     it('dead-letters to <consumer>.dlq with the error and attempt headers, and acks the original', async () => {
       const broker = await connect();
       const b = binding();
