@@ -6,14 +6,14 @@
  * test: it asserts nothing and prints figures.
  */
 import { randomUUID } from 'node:crypto';
-import { cpus, totalmem } from 'node:os';
+import { benchEvents } from './events.js';
 import { Relay } from '../src/relay/relay.js';
-import { openStore } from '../src/store/database.js';
-import { createOutboxRepository } from '../src/store/outbox-repository.js';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { GatewayEvent } from '../src/events/event.js';
 import { silentLogger } from '../src/util/logger.js';
 import { Signal } from '../src/util/signal.js';
 import { removeDatabase, tempDatabasePath } from '../tests/helpers/store.js';
+import { fmt, machine, median, printTable, runBenchmark } from './report.js';
 import { BENCH_TARGETS, type BenchTarget } from './targets.js';
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 20_000);
@@ -21,25 +21,7 @@ const BATCH = Number(process.env['BENCH_BATCH'] ?? 256);
 const IN_FLIGHT = 2;
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 
-function makeEvents(topic: string, n: number): GatewayEvent[] {
-  const time = new Date();
-  return Array.from({ length: n }, (_, i) => {
-    const id = randomUUID();
-    return {
-      id,
-      source: 'bench',
-      type: 'order.created',
-      topic,
-      subject: null,
-      time,
-      dataContentType: 'application/json',
-      data: { orderId: i, total: 42.5, lines: [{ sku: 'A-1', qty: 2 }], note: 'x'.repeat(120) },
-      key: `order-${i}`,
-      correlationId: id,
-      causationId: null,
-    };
-  });
-}
+const makeEvents = benchEvents;
 
 /** Publishes `events` in batches of BATCH with at most IN_FLIGHT batches awaiting confirms. */
 async function windowed(events: readonly GatewayEvent[], publish: (batch: GatewayEvent[]) => Promise<void>): Promise<void> {
@@ -61,10 +43,10 @@ async function measureRaw(target: BenchTarget, events: GatewayEvent[]): Promise<
 async function measureRelay(target: BenchTarget, events: GatewayEvent[]): Promise<number> {
   const path = tempDatabasePath();
   // FULL is the production default: every commit is fsynced.
-  const store = openStore({ path, synchronous: 'FULL' });
+  const store = openSqliteStore({ path, synchronous: 'FULL' });
   try {
-    const outbox = createOutboxRepository(store);
-    for (let i = 0; i < events.length; i += 1000) outbox.append(events.slice(i, i + 1000));
+    const { outbox } = store;
+    for (let i = 0; i < events.length; i += 1000) await outbox.append(events.slice(i, i + 1000));
     const relay = new Relay(
       { outbox, broker: target.broker, wake: new Signal(), logger: silentLogger },
       { batchSize: BATCH, concurrency: IN_FLIGHT, pollIntervalMs: 1000 },
@@ -79,13 +61,11 @@ async function measureRelay(target: BenchTarget, events: GatewayEvent[]): Promis
     await relay.stop();
     return events.length / seconds;
   } finally {
-    store.close();
+    await store.close();
     removeDatabase(path);
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
@@ -93,8 +73,8 @@ async function main(): Promise<void> {
   // ratio says nothing about the relay.
   const names = wanted.length > 0 ? wanted : Object.keys(BENCH_TARGETS).filter((name) => name !== 'memory');
   console.log(`relay vs raw client: ${EVENTS} events per run, batches of ${BATCH}, ${IN_FLIGHT} in flight, median of ${ROUNDS} rounds`);
-  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}\n`);
-  const rows: string[] = [];
+  console.log(`${machine()}\n`);
+  const rows: string[][] = [];
   for (const name of names) {
     const factory = BENCH_TARGETS[name];
     if (!factory) throw new Error(`unknown broker "${name}"; known: ${Object.keys(BENCH_TARGETS).join(', ')}`);
@@ -112,22 +92,13 @@ async function main(): Promise<void> {
         await target.drain?.();
       }
       const ratio = median(relayed) / median(raw);
-      const row = `| ${name} | ${target.durability} | ${fmt(median(raw))} | ${fmt(median(relayed))} | ${ratio.toFixed(2)}× |`;
-      rows.push(row);
+      rows.push([name, target.durability, fmt(median(raw)), fmt(median(relayed)), `${ratio.toFixed(2)}×`]);
       console.log(`${name}: raw ${raw.map(fmt).join(' / ')} ev/s; relay ${relayed.map(fmt).join(' / ')} ev/s; ratio ${ratio.toFixed(2)}`);
     } finally {
       await target.close();
     }
   }
-  console.log('\n| broker | durability (both paths) | raw client ev/s | relay ev/s | relay ÷ raw |');
-  console.log('|---|---|---:|---:|---:|');
-  for (const row of rows) console.log(row);
+  printTable(['broker', 'durability (both paths)', 'raw client ev/s', 'relay ev/s', 'relay ÷ raw'], ['l', 'l', 'r', 'r', 'r'], rows);
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runBenchmark(main);

@@ -14,10 +14,8 @@ import { Relay, type RelayOptions } from './relay/relay.js';
 import type { Services } from './schema/context.js';
 import { attachWebSocket } from './server/websocket.js';
 import { createGatewayYoga, type GatewayYoga } from './server/yoga.js';
-import { openStore, type Store } from './store/database.js';
-import { createDeadLetterRepository, type DeadLetterRow } from './store/dead-letter-repository.js';
-import { createOutboxRepository } from './store/outbox-repository.js';
-import { createProcessedMessageRepository } from './store/processed-message-repository.js';
+import type { DeadLetterRow } from './store/dead-letter-repository.js';
+import { openStore, type Store } from './store/store.js';
 import { SubscriptionHub } from './subscriptions/subscription-hub.js';
 import { EventBus } from './util/event-bus.js';
 import { createLogger, type Logger } from './util/logger.js';
@@ -63,9 +61,8 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
   const definitions = consumerDefinitions(config, options.handlers ?? {});
   const store = openStore({ path: config.databasePath, synchronous: config.databaseSynchronous });
   const wake = new Signal();
-  const outbox = createOutboxRepository(store, { onAppend: () => wake.notify() });
-  const deadLetters = createDeadLetterRepository(store);
-  const processed = createProcessedMessageRepository(store);
+  store.onOutboxChange(() => wake.notify());
+  const { outbox, deadLetters, processed } = store;
   const broker = options.broker ?? createBroker(config, logger);
   const deadLetterBus = new EventBus<DeadLetterRow>();
 
@@ -97,8 +94,8 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     logger: logger.child({ component: 'http' }),
     authenticator,
     limits: config.limits,
-    ready: () => {
-      store.ping();
+    ready: async () => {
+      await store.ping();
       return broker.status().connected;
     },
   });
@@ -156,7 +153,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
       await broker.close();
       server.closeAllConnections();
       await closing;
-      store.close();
+      await store.close();
       logger.info('event-gateway stopped');
     },
   };

@@ -140,8 +140,7 @@ export class ConsumerManager {
   }
 
   async statuses(): Promise<ConsumerStatus[]> {
-    const processed = this.deps.processed.countByConsumer();
-    const dead = this.deps.deadLetters.countByConsumer('DEAD');
+    const [processed, dead] = await Promise.all([this.deps.processed.countByConsumer(), this.deps.deadLetters.countByConsumer('DEAD')]);
     return Promise.all(
       [...this.consumers.values()].map(async ({ definition, stats, handle }) => ({
         name: definition.name,
@@ -163,7 +162,7 @@ export class ConsumerManager {
    * attempt. The letter becomes REPLAYED; if the consumer fails it again, it returns to DEAD.
    */
   async replay(id: number): Promise<DeadLetterRow> {
-    const letter = this.deps.deadLetters.get(id);
+    const letter = await this.deps.deadLetters.get(id);
     if (!letter) throw new NotFoundError(`dead letter ${id} does not exist`);
     const consumer = this.consumers.get(letter.consumer);
     if (!consumer) {
@@ -175,12 +174,12 @@ export class ConsumerManager {
       throw new ConflictError(`dead letter ${id} holds a message that was not a valid CloudEvent; it cannot be replayed, only discarded`);
     }
     // Claim the letter first so two replays of one letter cannot both send it.
-    const replayed = this.deps.deadLetters.transition(id, 'DEAD', 'REPLAYED');
+    const replayed = await this.deps.deadLetters.transition(id, 'DEAD', 'REPLAYED');
     if (!replayed) throw new ConflictError(`dead letter ${id} is ${letter.status}; only DEAD letters can be replayed`);
     try {
       await this.deps.broker.redeliver(consumer.binding, event);
     } catch (error) {
-      this.deps.deadLetters.transition(id, 'REPLAYED', 'DEAD');
+      await this.deps.deadLetters.transition(id, 'REPLAYED', 'DEAD');
       this.deps.logger.error({ err: error, deadLetterId: id, consumer: letter.consumer, eventId: letter.eventId }, 'replay failed');
       throw new BrokerUnavailableError(`could not replay dead letter ${id}: ${errorMessage(error)}`, { cause: error });
     }
@@ -189,10 +188,10 @@ export class ConsumerManager {
   }
 
   /** Marks a DEAD letter as DISCARDED: the operator has decided nobody will handle it. */
-  discard(id: number): DeadLetterRow {
-    const letter = this.deps.deadLetters.get(id);
+  async discard(id: number): Promise<DeadLetterRow> {
+    const letter = await this.deps.deadLetters.get(id);
     if (!letter) throw new NotFoundError(`dead letter ${id} does not exist`);
-    const discarded = this.deps.deadLetters.transition(id, 'DEAD', 'DISCARDED');
+    const discarded = await this.deps.deadLetters.transition(id, 'DEAD', 'DISCARDED');
     if (!discarded) throw new ConflictError(`dead letter ${id} is ${letter.status}; only DEAD letters can be discarded`);
     return discarded;
   }

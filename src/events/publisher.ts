@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { InvalidInputError, PayloadTooLargeError } from '../errors.js';
-import { outboxRowToEvent, type OutboxRepository } from '../store/outbox-repository.js';
+import type { OutboxRepository } from '../store/outbox-repository.js';
 import { formatPath } from '../util/path.js';
+import { uuidV7 } from '../util/uuid-v7.js';
 import { encodeEvent } from './codec.js';
 import {
   causationIdSchema,
@@ -59,11 +59,11 @@ export class EventPublisher {
   ) {}
 
   /**
-   * Validates every input, then writes all events or none. A client-chosen id that is already in
-   * the outbox makes that event a duplicate: nothing is written for it and the first event is
-   * returned.
+   * Validates every input, then writes all events or none, resolving once the commit is durable.
+   * A client-chosen id that is already in the outbox makes that event a duplicate: nothing is
+   * written for it and the first event is returned.
    */
-  publish(inputs: readonly PublishEventInput[], context: { correlationId?: string | null } = {}): PublishOutcome[] {
+  async publish(inputs: readonly PublishEventInput[], context: { correlationId?: string | null } = {}): Promise<PublishOutcome[]> {
     const now = new Date();
     // An empty header (some proxies send one) is no header; one no input falls back to is not checked.
     const headerCorrelationId = context.correlationId || null;
@@ -74,12 +74,9 @@ export class EventPublisher {
       }
     }
     const events = inputs.map((input, index) => this.toEvent(input, now, headerCorrelationId, inputs.length > 1 ? index : null));
-    // `append` answers in the order of `events`.
-    return this.outbox.append(events).map(({ row, duplicate }, index) => ({
-      event: duplicate ? outboxRowToEvent(row) : events[index]!,
-      outboxId: row.id,
-      duplicate,
-    }));
+    // `append` answers in the order of `events`; concurrent mutations share its commit.
+    const results = await this.outbox.append(events);
+    return results.map(({ id, duplicate, event }) => ({ event, outboxId: id, duplicate }));
   }
 
   private toEvent(input: PublishEventInput, now: Date, headerCorrelationId: string | null, index: number | null): GatewayEvent {
@@ -92,7 +89,7 @@ export class EventPublisher {
     }
     const value = parsed.data;
     if (value.data === undefined) throw new InvalidInputError(`${where}.data: required`, { details: { field: `${where}.data` } });
-    const id = value.id ?? randomUUID();
+    const id = value.id ?? uuidV7(now.getTime());
     const event: GatewayEvent = {
       id,
       source: value.source ?? this.options.defaultSource,

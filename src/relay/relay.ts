@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Broker } from '../brokers/broker.js';
 import { errorMessage, PublishError, UnroutableEventError } from '../errors.js';
-import { outboxRowToEvent, type ClaimedRow, type OutboxRepository, type PublishResult } from '../store/outbox-repository.js';
+import { outboxRowToEvent, type ClaimedRow, type OutboxRepository, type OutboxTaker, type PublishResult } from '../store/outbox-repository.js';
 import { pruneInBatches } from '../store/prune.js';
 import { backoffDelay, sleep, type BackoffPolicy } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
@@ -44,12 +44,18 @@ export interface RelayOptions {
   circuitBreaker?: Omit<CircuitBreakerOptions, 'onStateChange'>;
   /** Identifies this relay's claims. @default a random id */
   owner?: string;
+  /**
+   * Take rows straight from this process's commits (`OutboxRepository.handOffTo`) instead of
+   * claiming them from the table afterwards.
+   * @default true
+   */
+  handOff?: boolean;
 }
 
 export interface RelayDeps {
   outbox: OutboxRepository;
   broker: Broker;
-  /** Notified after every outbox commit in this process. */
+  /** Notified after outbox commits (see `Store.onOutboxChange`). */
   wake: Signal;
   logger: Logger;
 }
@@ -71,13 +77,23 @@ const MIN_IDLE_WAIT_MS = 25;
  * and marks them PUBLISHED only after the broker confirmed. Failed rows stay PENDING with their
  * attempts and error, and come back after an exponential backoff; a circuit breaker pauses
  * publishing while the broker is down.
+ *
+ * Rows committed by this process reach it without a claim: the commit writes them claimed for
+ * this relay and hands them over (`take`), so under a steady stream of single mutations the
+ * relay's bookkeeping is one settle per batch. Everything else (rows of other processes, rows
+ * whose key has an earlier row pending, retries) is claimed from the table as before.
  */
-export class Relay {
+export class Relay implements OutboxTaker {
   readonly breaker: CircuitBreaker;
   readonly stats: RelayStats = { published: 0 };
   private readonly options: Required<Omit<RelayOptions, 'circuitBreaker'>>;
   private readonly abort = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
+  /** Rows handed over by commits, claimed for this relay, waiting for a batch. */
+  private handed: ClaimedRow[] = [];
+  /** Ids of every row this relay holds a claim on (handed and in flight), for lease renewal. */
+  private readonly held = new Set<number>();
+  private renewal: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
   private lastPrune = 0;
   private pruning: Promise<void> | undefined;
@@ -95,6 +111,7 @@ export class Relay {
       retentionMs: options.retentionMs ?? 7 * 24 * 3600 * 1000,
       pruneIntervalMs: options.pruneIntervalMs ?? 60_000,
       owner: options.owner ?? `relay-${randomUUID()}`,
+      handOff: options.handOff ?? true,
     };
     this.breaker = new CircuitBreaker({
       ...options.circuitBreaker,
@@ -103,17 +120,62 @@ export class Relay {
     });
   }
 
+  get owner(): string {
+    return this.options.owner;
+  }
+
+  get leaseMs(): number {
+    return this.options.leaseMs;
+  }
+
   start(): void {
-    this.loop ??= this.run().catch((error: unknown) => {
+    if (this.loop) return;
+    // A slow broker (a resource alarm, long confirm timeouts, several waves) must not let the
+    // lease lapse while rows are held: another relay would publish them again.
+    this.renewal = setInterval(() => this.renew(), this.options.leaseMs / 3);
+    if (this.options.handOff) this.deps.outbox.handOffTo(this);
+    this.loop = this.run().catch((error: unknown) => {
       this.deps.logger.fatal({ err: error }, 'relay loop crashed');
     });
   }
 
-  /** Stops claiming rows and waits for batches in flight to be confirmed and settled. */
+  /**
+   * Stops taking rows, waits for batches in flight to be confirmed and settled, and gives back
+   * handed rows it did not send, so another relay (or the next start) need not wait for the lease.
+   */
   async stop(): Promise<void> {
+    this.deps.outbox.handOffTo(undefined);
     this.abort.abort();
     await this.loop;
     await Promise.all([...this.inFlight, this.pruning]);
+    clearInterval(this.renewal);
+    const unsent = this.handed.splice(0).map((row) => row.id);
+    if (unsent.length > 0) {
+      await this.deps.outbox.release(this.options.owner, unsent).catch((error: unknown) => {
+        this.deps.logger.warn({ err: error, ids: unsent }, 'relay could not give back handed rows; they wait for the lease');
+      });
+    }
+  }
+
+  /** Rows a commit may hand over now: none while the circuit is not closed or batches pile up. */
+  capacity(): number {
+    if (this.stopping || this.breaker.state !== 'CLOSED') return 0;
+    return Math.max(0, this.options.batchSize * this.options.concurrency - this.handed.length);
+  }
+
+  take(rows: readonly ClaimedRow[]): void {
+    for (const row of rows) {
+      this.handed.push(row);
+      this.held.add(row.id);
+    }
+    this.deps.wake.notify();
+  }
+
+  private renew(): void {
+    if (this.held.size === 0) return;
+    this.deps.outbox.renew(this.options.owner, [...this.held], this.options.leaseMs).catch((error: unknown) => {
+      this.deps.logger.warn({ err: error }, 'relay could not renew its claim');
+    });
   }
 
   private get stopping(): boolean {
@@ -135,13 +197,10 @@ export class Relay {
         continue;
       }
       const probing = this.breaker.probing;
+      const limit = probing ? PROBE_BATCH : this.options.batchSize;
       let rows: ClaimedRow[];
       try {
-        rows = outbox.claim({
-          owner: this.options.owner,
-          limit: probing ? PROBE_BATCH : this.options.batchSize,
-          leaseMs: this.options.leaseMs,
-        });
+        rows = this.handed.length > 0 ? this.handed.splice(0, limit) : await outbox.claim({ owner: this.options.owner, limit, leaseMs: this.options.leaseMs });
       } catch (error) {
         this.breaker.release();
         this.deps.logger.error({ err: error }, 'relay could not claim outbox rows');
@@ -153,7 +212,7 @@ export class Relay {
         // With a batch out, its end is the next moment worth looking again (a commit meanwhile
         // is remembered by the signal); otherwise sleep until woken, due, or the poll.
         if (this.inFlight.size > 0) await Promise.race(this.inFlight);
-        else await this.deps.wake.wait(this.idleWaitMs(), this.abort.signal);
+        else await this.deps.wake.wait(await this.idleWaitMs(), this.abort.signal);
         continue;
       }
       const batch = this.publish(rows).finally(() => this.inFlight.delete(batch));
@@ -163,10 +222,10 @@ export class Relay {
     }
   }
 
-  private idleWaitMs(): number {
+  private async idleWaitMs(): Promise<number> {
     let next: number | null = null;
     try {
-      next = this.deps.outbox.nextDueAt();
+      next = await this.deps.outbox.nextDueAt();
     } catch {
       /* the claim path reports store errors */
     }
@@ -181,21 +240,11 @@ export class Relay {
    * of an earlier event of its key. Distinct keys, the common case, make a single wave.
    */
   private async publish(rows: ClaimedRow[]): Promise<void> {
-    const { outbox, logger } = this.deps;
-    // A slow broker (a resource alarm, long confirm timeouts, several waves) must not let the
-    // lease lapse while the batch is out: another relay would publish the same rows again.
-    const ids = rows.map((row) => row.id);
-    const renewal = setInterval(() => {
-      try {
-        outbox.renew(this.options.owner, ids, this.options.leaseMs);
-      } catch (error) {
-        logger.warn({ err: error }, 'relay could not renew its claim');
-      }
-    }, this.options.leaseMs / 3);
+    for (const row of rows) this.held.add(row.id);
     try {
       await this.publishWaves(rows);
     } finally {
-      clearInterval(renewal);
+      for (const row of rows) this.held.delete(row.id);
     }
   }
 
@@ -226,10 +275,10 @@ export class Relay {
     }
     this.stats.published += results.filter((r) => r.ok).length;
     try {
-      outbox.settle(this.options.owner, results);
+      await outbox.settle(this.options.owner, results);
       // Held rows were not tried: no attempt is counted, and the failed row ahead of them
       // keeps them waiting through its backoff.
-      outbox.release(this.options.owner, held);
+      await outbox.release(this.options.owner, held);
     } catch (error) {
       // The broker has the confirmed events; the rows stay claimed until the lease ends and are
       // then published again. Consumers are idempotent: the cost is a duplicate, not a loss.
@@ -240,7 +289,7 @@ export class Relay {
   private async publishWave(rows: ClaimedRow[]): Promise<PublishResult[]> {
     const { broker, logger } = this.deps;
     try {
-      await broker.publish(rows.map(outboxRowToEvent));
+      await broker.publish(rows.map((row) => row.event ?? outboxRowToEvent(row)));
       this.breaker.success();
       return rows.map((row) => ({ id: row.id, ok: true }));
     } catch (error) {

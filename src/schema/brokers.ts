@@ -31,7 +31,7 @@ builder.queryFields((t) => ({
   brokers: t.field({
     authScopes: { admin: true },
     type: [BrokerStatus],
-    resolve: (_, __, ctx) => {
+    resolve: async (_, __, ctx) => {
       const { broker, relay, outbox } = ctx.services;
       const status = broker.status();
       return [
@@ -40,7 +40,7 @@ builder.queryFields((t) => ({
           connected: status.connected,
           lastError: status.lastError ?? relay.breaker.lastReason,
           circuit: relay.breaker.state,
-          pendingEvents: outbox.count('PENDING'),
+          pendingEvents: await outbox.count('PENDING'),
         },
       ];
     },

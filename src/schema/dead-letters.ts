@@ -1,6 +1,5 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
-import { deadLetterCursor, deadLetterEvent, type DeadLetterRow } from '../store/dead-letter-repository.js';
-import { DEAD_LETTER_STATUSES } from '../store/tables.js';
+import { DEAD_LETTER_STATUSES, deadLetterCursor, deadLetterEvent, type DeadLetterRow } from '../store/dead-letter-repository.js';
 import { builder } from './builder.js';
 import { EventRef } from './events.js';
 import { parseId } from './ids.js';

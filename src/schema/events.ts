@@ -51,7 +51,7 @@ builder.mutationFields((t) => ({
     description: 'Writes one event to the outbox in one transaction; the relay then publishes it. Needs `publish:<topic>.<type>`.',
     args: { input: t.arg({ type: PublishEventInput, required: true }) },
     authScopes: (_, { input }) => ({ publish: [target(input.topic, input.type)] }),
-    resolve: (_, { input }, ctx) => ctx.services.publisher.publish([input], ctx)[0]!,
+    resolve: async (_, { input }, ctx) => (await ctx.services.publisher.publish([input], ctx))[0]!,
   }),
   publishEvents: t.field({
     type: [PublishEventPayload],

@@ -1,7 +1,6 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import { ConflictError, NotFoundError } from '../errors.js';
-import { outboxCursor, outboxRowToEvent, type OutboxRow } from '../store/outbox-repository.js';
-import { OUTBOX_STATUSES } from '../store/tables.js';
+import { OUTBOX_STATUSES, outboxCursor, outboxRowToEvent, type OutboxRow } from '../store/outbox-repository.js';
 import { builder } from './builder.js';
 import { EventRef } from './events.js';
 import { parseId } from './ids.js';
@@ -62,11 +61,11 @@ builder.mutationFields((t) => ({
     type: OutboxEntry,
     description: 'Puts a FAILED entry back to PENDING so the relay tries it again now.',
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_, { id }, ctx) => {
+    resolve: async (_, { id }, ctx) => {
       const rowId = parseId(id);
-      const row = ctx.services.outbox.retry(rowId);
+      const row = await ctx.services.outbox.retry(rowId);
       if (row) return row;
-      const existing = ctx.services.outbox.get(rowId);
+      const existing = await ctx.services.outbox.get(rowId);
       if (!existing) throw new NotFoundError(`outbox entry ${id} does not exist`);
       throw new ConflictError(`outbox entry ${id} is ${existing.status}; only FAILED entries can be retried`);
     },

@@ -20,7 +20,7 @@ export interface YogaOptions {
   readonly authenticator: Authenticator;
   readonly limits: Limits;
   /** Readiness: the store answers and the broker is connected. */
-  readonly ready: () => boolean;
+  readonly ready: () => Promise<boolean>;
 }
 
 const EXAMPLE_QUERY = /* GraphQL */ `# Publish an event (it goes to the outbox, then the relay sends it to the broker):

@@ -9,10 +9,10 @@ export const PRUNE_BATCH_SIZE = 5000;
  * one go without blocking requests for its whole length. Stops early when `signal` aborts.
  * Returns how many rows were deleted.
  */
-export async function pruneInBatches(deleteBatch: (batchSize: number) => number, signal?: AbortSignal): Promise<number> {
+export async function pruneInBatches(deleteBatch: (batchSize: number) => Promise<number>, signal?: AbortSignal): Promise<number> {
   let total = 0;
   for (;;) {
-    const deleted = deleteBatch(PRUNE_BATCH_SIZE);
+    const deleted = await deleteBatch(PRUNE_BATCH_SIZE);
     total += deleted;
     if (deleted < PRUNE_BATCH_SIZE || signal?.aborted) return total;
     await yieldToEventLoop();

@@ -172,7 +172,7 @@ export function defineConformanceSuite(target: BrokerTarget): void {
         },
       });
       const [id] = await publishViaGateway(app, topic, 1);
-      const letter = await waitFor(() => app.services.deadLetters.list({ consumer: failing }, { limit: 5, inverted: false })[0], T + 5000, 'dead letter');
+      const letter = await waitFor(async () => (await app.services.deadLetters.list({ consumer: failing }, { limit: 5, inverted: false }))[0], T + 5000, 'dead letter');
       expect(letter).toMatchObject({ consumer: failing, eventId: id, error: `cannot handle ${id}`, attempts: 3, status: 'DEAD' });
       expect(calls['failing']).toEqual([id, id, id]);
       await waitFor(() => calls['healthy']!.length === 1, T, 'healthy consumer');
@@ -183,7 +183,7 @@ export function defineConformanceSuite(target: BrokerTarget): void {
       expect(calls['failing']).toHaveLength(4);
       await new Promise((r) => setTimeout(r, 300));
       expect(calls['healthy']).toEqual([id]);
-      expect(app.services.deadLetters.get(letter.id)?.status).toBe('REPLAYED');
+      expect((await app.services.deadLetters.get(letter.id))?.status).toBe('REPLAYED');
     });
 
     it('skips an event the consumer already processed when it arrives again', async () => {
@@ -214,7 +214,7 @@ export function defineConformanceSuite(target: BrokerTarget): void {
       const a = await gateway({ databasePath, consumers: [{ name, topic, prefetch: 5 }], handlers: { [name]: slow('a') } });
       const b = await gateway({ databasePath, consumers: [{ name, topic, prefetch: 5 }], handlers: { [name]: slow('b') } });
       const ids = await publishViaGateway(a, topic, 200, (i) => ({ key: `k${i}` }));
-      await waitFor(() => ids.every((id) => a.services.processed.has(name, id)), T + 20_000, 'all 200 processed');
+      await waitFor(async () => (await Promise.all(ids.map((id) => a.services.processed.has(name, id)))).every(Boolean), T + 20_000, 'all 200 processed');
       const all = [...handledBy['a']!, ...handledBy['b']!];
       expect(new Set(all).size).toBe(200);
       expect(all).toHaveLength(200);
@@ -258,7 +258,7 @@ export function defineConformanceSuite(target: BrokerTarget): void {
       const countAtClose = handled.length;
       expect(countAtClose).toBeLessThan(100);
       const second = await gateway({ databasePath, consumers: [{ name, topic, prefetch: 10 }], handlers: { [name]: handler } });
-      await waitFor(() => ids.every((id) => second.services.processed.has(name, id)), T + 10_000, 'all processed after reopen');
+      await waitFor(async () => (await Promise.all(ids.map((id) => second.services.processed.has(name, id)))).every(Boolean), T + 10_000, 'all processed after reopen');
       expect(new Set(handled).size).toBe(100);
     });
 
@@ -302,8 +302,8 @@ export function defineConformanceSuite(target: BrokerTarget): void {
         await waitFor(() => ids.every((id) => handled.has(id)), 120_000, `all ${ids.length} committed events handled`);
         // An event can reach the consumer while its confirm is lost in the restart: its row is
         // then published again after a backoff (a duplicate the consumer skips), never left behind.
-        await waitFor(() => app.services.outbox.count('PENDING') === 0, 60_000, 'outbox drained');
-        expect(app.services.outbox.count('PUBLISHED')).toBe(ids.length);
+        await waitFor(async () => (await app.services.outbox.count('PENDING')) === 0, 60_000, 'outbox drained');
+        expect(await app.services.outbox.count('PUBLISHED')).toBe(ids.length);
       },
       240_000,
     );

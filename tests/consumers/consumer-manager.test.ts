@@ -4,8 +4,6 @@ import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
 import { ConsumerManager } from '../../src/consumers/consumer-manager.js';
 import type { ConsumerDefinition } from '../../src/consumers/pipeline.js';
 import { BrokerUnavailableError } from '../../src/errors.js';
-import { createDeadLetterRepository } from '../../src/store/dead-letter-repository.js';
-import { createProcessedMessageRepository } from '../../src/store/processed-message-repository.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { makeEvent, waitFor } from '../helpers/events.js';
 import { openTempStore } from '../helpers/store.js';
@@ -46,7 +44,7 @@ describe('consumer manager', () => {
     const broker = new RefusingBroker('broken');
     const handled: string[] = [];
     const manager = new ConsumerManager(
-      { broker, processed: createProcessedMessageRepository(store), deadLetters: createDeadLetterRepository(store), logger: silentLogger },
+      { broker, processed: store.processed, deadLetters: store.deadLetters, logger: silentLogger },
       [definition('billing', (event) => void handled.push(event.id)), definition('broken', () => undefined)],
     );
     await expect(manager.start()).rejects.toThrow(/cannot declare broken/);
@@ -64,7 +62,7 @@ describe('consumer manager', () => {
     const broker = new MemoryBroker();
     const handled: string[] = [];
     const manager = new ConsumerManager(
-      { broker, processed: createProcessedMessageRepository(store), deadLetters: createDeadLetterRepository(store), logger: silentLogger },
+      { broker, processed: store.processed, deadLetters: store.deadLetters, logger: silentLogger },
       [definition('a', (event) => void handled.push(`a:${event.id}`)), definition('b', (event) => void handled.push(`b:${event.id}`))],
     );
     await manager.start();

@@ -4,8 +4,8 @@ import type { EventHandler } from '../../src/consumers/handlers/handler.js';
 import { currentCorrelation } from '../../src/consumers/middlewares/correlation.js';
 import { ConsumerStats, createPipeline, type ConsumerDefinition } from '../../src/consumers/pipeline.js';
 import { InvalidMessageError, PermanentHandlerError } from '../../src/errors.js';
-import { createDeadLetterRepository, type DeadLetterRepository, type DeadLetterRow } from '../../src/store/dead-letter-repository.js';
-import { createProcessedMessageRepository, type ProcessedMessageRepository } from '../../src/store/processed-message-repository.js';
+import type { DeadLetterRepository, DeadLetterRow } from '../../src/store/dead-letter-repository.js';
+import type { ProcessedMessageRepository } from '../../src/store/processed-message-repository.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { makeEvent } from '../helpers/events.js';
 import { openTempStore } from '../helpers/store.js';
@@ -18,8 +18,8 @@ describe('consumer pipeline', () => {
 
   beforeEach(() => {
     store = openTempStore();
-    processed = createProcessedMessageRepository(store);
-    deadLetters = createDeadLetterRepository(store);
+    processed = store.processed;
+    deadLetters = store.deadLetters;
     announced = [];
   });
   afterEach(() => store.cleanup());
@@ -53,7 +53,7 @@ describe('consumer pipeline', () => {
     const event = makeEvent();
     expect(await deliver(handle, event)).toEqual({ kind: 'ack' });
     expect(seen).toEqual([event.id]);
-    expect(processed.has('billing', event.id)).toBe(true);
+    expect(await processed.has('billing', event.id)).toBe(true);
   });
 
   it('skips an event it already processed (idempotent consumer)', async () => {
@@ -73,7 +73,7 @@ describe('consumer pipeline', () => {
     expect(await deliver(handle, event, 1)).toEqual({ kind: 'retry', delayMs: 100, error: 'downstream 503' });
     expect(await deliver(handle, event, 2)).toEqual({ kind: 'retry', delayMs: 200, error: 'downstream 503' });
     expect(stats.retrying()).toBe(1);
-    expect(deadLetters.list({}, { limit: 10, inverted: false })).toHaveLength(0);
+    expect(await deadLetters.list({}, { limit: 10, inverted: false })).toHaveLength(0);
   });
 
   it('stops counting a retry that never came back to this process', async () => {
@@ -90,14 +90,14 @@ describe('consumer pipeline', () => {
   it('turns a store failure outside the handler into a later retry, without running the handler', async () => {
     let calls = 0;
     const { handle } = pipeline(() => void calls++);
-    processed.has = () => {
+    processed.has = async () => {
       throw new Error('SQLITE_BUSY: database is locked');
     };
     const settlement = await deliver(handle, makeEvent());
     expect(settlement).toMatchObject({ kind: 'retry', delayMs: 5000 });
     expect(settlement.kind === 'retry' && settlement.error).toMatch(/SQLITE_BUSY/);
     expect(calls).toBe(0);
-    expect(deadLetters.list({}, { limit: 10, inverted: false })).toHaveLength(0);
+    expect(await deadLetters.list({}, { limit: 10, inverted: false })).toHaveLength(0);
   });
 
   it('dead-letters after maxAttempts with the error, and announces it', async () => {
@@ -106,11 +106,11 @@ describe('consumer pipeline', () => {
     });
     const event = makeEvent();
     expect(await deliver(handle, event, 3)).toEqual({ kind: 'dead-letter', error: 'still broken' });
-    const [row] = deadLetters.list({}, { limit: 10, inverted: false });
+    const [row] = await deadLetters.list({}, { limit: 10, inverted: false });
     expect(row).toMatchObject({ consumer: 'billing', eventId: event.id, error: 'still broken', attempts: 3, status: 'DEAD' });
     expect(announced.map((r) => r.id)).toEqual([row!.id]);
     expect(stats.retrying()).toBe(0);
-    expect(processed.has('billing', event.id)).toBe(false);
+    expect(await processed.has('billing', event.id)).toBe(false);
   });
 
   it('dead-letters a permanent failure at once', async () => {
@@ -126,7 +126,7 @@ describe('consumer pipeline', () => {
     const settlement = await handle({ event: makeEvent(), attempt: 1, invalid: new InvalidMessageError('message body is not JSON') });
     expect(settlement).toEqual({ kind: 'dead-letter', error: 'message body is not JSON' });
     expect(calls).toBe(0);
-    expect(deadLetters.list({}, { limit: 10, inverted: false })).toHaveLength(1);
+    expect(await deadLetters.list({}, { limit: 10, inverted: false })).toHaveLength(1);
   });
 
   it('acks types it was not asked for without handling them', async () => {

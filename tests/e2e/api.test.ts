@@ -51,7 +51,7 @@ describe('GraphQL API on a real server', () => {
     await new Promise((r) => webhook.close(r));
   });
 
-  const outboxCount = () => app.services.outbox.count('PENDING') + app.services.outbox.count('PUBLISHED') + app.services.outbox.count('FAILED');
+  const outboxCount = async () => (await app.services.outbox.count('PENDING')) + (await app.services.outbox.count('PUBLISHED')) + (await app.services.outbox.count('FAILED'));
   const waitForBrokerSubscription = (topic: string, subscribers = 1) =>
     waitFor(() => app.services.hub.stats().find((s) => s.topic === topic && s.subscribers >= subscribers), 5000, `subscription to ${topic}`);
 
@@ -112,7 +112,7 @@ describe('GraphQL API on a real server', () => {
   it('publishes idempotently with a client-chosen id', async () => {
     const topic = uniqueName('orders');
     const id = uniqueName('evt');
-    const before = outboxCount();
+    const before = await outboxCount();
     const first = await gql<{ publishEvent: { duplicate: boolean; outboxId: string; event: { data: unknown } } }>(app.url, PUBLISH, {
       input: { id, topic, type: 'a.b', data: { v: 1 } },
     });
@@ -122,7 +122,7 @@ describe('GraphQL API on a real server', () => {
     expect(first.data!.publishEvent.duplicate).toBe(false);
     expect(second.data!.publishEvent).toEqual({ ...first.data!.publishEvent, duplicate: true });
     expect(second.data!.publishEvent.event.data).toEqual({ v: 1 });
-    expect(outboxCount()).toBe(before + 1);
+    expect(await outboxCount()).toBe(before + 1);
   });
 
   it('takes the correlation id from the x-correlation-id header', async () => {
@@ -147,11 +147,11 @@ describe('GraphQL API on a real server', () => {
   });
 
   it('refuses an x-correlation-id header that is too long, writing nothing', async () => {
-    const before = outboxCount();
+    const before = await outboxCount();
     const result = await gql(app.url, PUBLISH, { input: { topic: uniqueName('t'), type: 'a.b', data: 1 } }, { 'x-correlation-id': 'r'.repeat(201) });
     expect(result.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT' } });
     expect(result.errors?.[0]?.message).toMatch(/x-correlation-id header: correlationId must be at most 200 characters/);
-    expect(outboxCount()).toBe(before);
+    expect(await outboxCount()).toBe(before);
   });
 
   describe('bad input gets a coded error and writes nothing', () => {
@@ -168,11 +168,11 @@ describe('GraphQL API on a real server', () => {
       ['an unknown field in the query', `mutation { publishEvent(input: { topic: "t", type: "a", data: 1 }) { nope } }`, undefined, 'GRAPHQL_VALIDATION_FAILED'],
     ];
     it.each(cases)('%s', async (_name, query, variables, code) => {
-      const before = outboxCount();
+      const before = await outboxCount();
       const result = await gql(app.url, query, variables);
       expect(result.errors?.[0]?.extensions?.['code']).toBe(code);
       expect(result.errors?.[0]?.message).toBeTruthy();
-      expect(outboxCount()).toBe(before);
+      expect(await outboxCount()).toBe(before);
     });
 
     it('names the field and the limit for an oversized payload', async () => {
@@ -182,7 +182,7 @@ describe('GraphQL API on a real server', () => {
     });
 
     it('writes no event of a batch when one input is bad', async () => {
-      const before = outboxCount();
+      const before = await outboxCount();
       const result = await gql(
         app.url,
         `mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) { outboxId } }`,
@@ -190,14 +190,14 @@ describe('GraphQL API on a real server', () => {
       );
       expect(result.errors?.[0]?.extensions?.['code']).toBe('BAD_USER_INPUT');
       expect(result.errors?.[0]?.message).toMatch(/^inputs\[2\]\.topic/);
-      expect(outboxCount()).toBe(before);
+      expect(await outboxCount()).toBe(before);
     });
 
     it('answers a body that is not JSON with 400', async () => {
-      const before = outboxCount();
+      const before = await outboxCount();
       const response = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query": "mutation {' });
       expect(response.status).toBe(400);
-      expect(outboxCount()).toBe(before);
+      expect(await outboxCount()).toBe(before);
     });
   });
 

@@ -68,7 +68,7 @@ async function connectRaw(url: string, payload: Record<string, unknown> | undefi
 
 describe('authorization', () => {
   let app: App;
-  const rows = () => app.services.outbox.count('PENDING') + app.services.outbox.count('PUBLISHED') + app.services.outbox.count('FAILED');
+  const rows = async () => (await app.services.outbox.count('PENDING')) + (await app.services.outbox.count('PUBLISHED')) + (await app.services.outbox.count('FAILED'));
   const as = (key: keyof typeof KEYS) => ({ 'x-api-key': KEYS[key] });
 
   beforeAll(async () => {
@@ -79,15 +79,15 @@ describe('authorization', () => {
 
   describe('over HTTP', () => {
     it('asks an anonymous caller to authenticate and writes nothing', async () => {
-      const before = rows();
+      const before = await rows();
       const result = await gql(app.url, PUBLISH, { t: 'orders', type: 'order.created' });
       expect(result.errors?.[0]?.extensions?.['code']).toBe('UNAUTHENTICATED');
       expect(result.errors?.[0]?.message).toMatch(/authentication required/);
-      expect(rows()).toBe(before);
+      expect(await rows()).toBe(before);
     });
 
     it('answers 401 to a wrong API key or a bad token, before anything runs', async () => {
-      const before = rows();
+      const before = await rows();
       const attempts: Record<string, string>[] = [
         { 'x-api-key': 'nope' },
         { authorization: 'Bearer not-a-token' },
@@ -98,11 +98,11 @@ describe('authorization', () => {
         expect(result.status).toBe(401);
         expect(result.errors?.[0]?.extensions?.['code']).toBe('UNAUTHENTICATED');
       }
-      expect(rows()).toBe(before);
+      expect(await rows()).toBe(before);
     });
 
     it('allows publish:orders.* to publish any type to orders, and nothing else', async () => {
-      const before = rows();
+      const before = await rows();
       expect((await gql(app.url, PUBLISH, { t: 'orders', type: 'order.shipped' }, as('publisher'))).errors).toBeUndefined();
       const denied = await gql(app.url, PUBLISH, { t: 'payments', type: 'payment.captured' }, as('publisher'));
       expect(denied.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
@@ -114,7 +114,7 @@ describe('authorization', () => {
         as('publisher'),
       );
       expect(mixed.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
-      expect(rows()).toBe(before + 1);
+      expect(await rows()).toBe(before + 1);
     });
 
     it('allows a type-specific scope for that type only', async () => {
@@ -213,7 +213,7 @@ describe('authorization', () => {
       await reader.dispose();
       const admin = wsClient(app.url, { connectionParams: { authorization: `Bearer ${await token('admin')}` } });
       const allowed = subscribe<{ deadLettered: { id: string } }>(admin, 'subscription { deadLettered { id } }');
-      const row = app.services.deadLetters.record({ consumer: 'audit', event: makeEvent({ topic: 'orders' }), error: 'x', attempts: 1 });
+      const row = await app.services.deadLetters.record({ consumer: 'audit', event: makeEvent({ topic: 'orders' }), error: 'x', attempts: 1 });
       // Announced again until the subscription, registered asynchronously, has received it.
       await waitFor(() => {
         if (allowed.received.length === 0) app.services.deadLetterBus.publish(row);

@@ -26,7 +26,7 @@ const repeat = (n: number, make: (i: number) => string) => Array.from({ length: 
 
 describe('abuse limits', () => {
   let app: App;
-  const rows = () => app.services.outbox.count('PENDING') + app.services.outbox.count('PUBLISHED') + app.services.outbox.count('FAILED');
+  const rows = async () => (await app.services.outbox.count('PENDING')) + (await app.services.outbox.count('PUBLISHED')) + (await app.services.outbox.count('FAILED'));
 
   beforeAll(async () => {
     app = await startTestApp({
@@ -59,16 +59,16 @@ describe('abuse limits', () => {
       ],
     ];
     it.each(cases)('refuses %s, with a code, executing nothing', async (_name, query, code) => {
-      const before = rows();
+      const before = await rows();
       const result = await gql(app.url, query);
       expect(result.errors?.map((e) => e.extensions?.['code'])).toContain(code);
       expect(result.data ?? null).toBeNull();
-      expect(rows()).toBe(before);
+      expect(await rows()).toBe(before);
     });
   });
 
   it('answers 413 to a body over MAX_REQUEST_BYTES and writes nothing', async () => {
-    const before = rows();
+    const before = await rows();
     const response = await fetch(app.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -79,20 +79,20 @@ describe('abuse limits', () => {
     });
     expect(response.status).toBe(413);
     expect(((await response.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('REQUEST_ENTITY_TOO_LARGE');
-    expect(rows()).toBe(before);
+    expect(await rows()).toBe(before);
   });
 
   it('accepts batches up to BATCH_LIMIT and refuses bigger ones whole', async () => {
     const op = { query: 'mutation { publishEvent(input: { topic: "limits", type: "batch", data: 1 }) { outboxId } }' };
     const post = (body: unknown) =>
       fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const before = rows();
+    const before = await rows();
     const ok = await post([op, op, op]);
     expect(ok.status).toBe(200);
-    expect(rows()).toBe(before + 3);
+    expect(await rows()).toBe(before + 3);
     const tooMany = await post([op, op, op, op]);
     expect(tooMany.status).toBe(413);
-    expect(rows()).toBe(before + 3);
+    expect(await rows()).toBe(before + 3);
   });
 
   describe('graphql-ws', () => {
@@ -123,7 +123,7 @@ describe('abuse limits', () => {
     });
 
     it('closes a connection that sends a message over WS_MAX_PAYLOAD_BYTES with 1009, writing nothing', async () => {
-      const before = rows();
+      const before = await rows();
       const ws = rawSocket(app.url);
       await ws.opened;
       ws.send({ type: 'connection_init' });
@@ -134,7 +134,7 @@ describe('abuse limits', () => {
         payload: { query: `mutation { publishEvent(input: { topic: "limits", type: "a", data: "${'x'.repeat(5000)}" }) { outboxId } }` },
       });
       expect((await ws.closed).code).toBe(1009);
-      expect(rows()).toBe(before);
+      expect(await rows()).toBe(before);
     });
 
     it('refuses subscriptions past WS_MAX_SUBSCRIPTIONS on one connection, for that operation only', async () => {

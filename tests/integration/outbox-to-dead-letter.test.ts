@@ -133,7 +133,7 @@ describe('mutation to dead letter and back', () => {
     const consumer = uniqueName('strict');
     const app = await startTestApp({ consumers: [{ name: consumer, topic }], handlers: { [consumer]: () => undefined } });
     dispose = app.dispose;
-    const letter = app.services.deadLetters.record({
+    const letter = await app.services.deadLetters.record({
       consumer,
       event: undecodableEvent('not json', { topic }),
       error: 'message body is not JSON',
@@ -142,7 +142,7 @@ describe('mutation to dead letter and back', () => {
     const replay = await gql(app.url, `mutation { replayDeadLetter(id: "${letter.id}") { status } }`);
     expect(replay.errors?.[0]?.extensions?.['code']).toBe('CONFLICT');
     expect(replay.errors?.[0]?.message).toMatch(/not a valid CloudEvent; it cannot be replayed, only discarded/);
-    expect(app.services.deadLetters.get(letter.id)?.status).toBe('DEAD');
+    expect((await app.services.deadLetters.get(letter.id))?.status).toBe('DEAD');
     const discarded = await gql<{ discardDeadLetter: { status: string } }>(app.url, `mutation { discardDeadLetter(id: "${letter.id}") { status } }`);
     expect(discarded.data?.discardDeadLetter.status).toBe('DISCARDED');
   });

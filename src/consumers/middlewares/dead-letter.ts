@@ -22,7 +22,7 @@ export function deadLetter(deps: {
     const { event } = delivery;
     let row: DeadLetterRow;
     try {
-      row = deps.repository.record({ consumer: deps.consumer, event, error: settlement.error, attempts: delivery.attempt });
+      row = await deps.repository.record({ consumer: deps.consumer, event, error: settlement.error, attempts: delivery.attempt });
     } catch (error) {
       deps.logger.error(
         { err: error, consumer: deps.consumer, eventId: event.id, topic: event.topic },

@@ -13,14 +13,14 @@ export function idempotency(deps: {
 }): Middleware {
   return (next) => async (delivery) => {
     const { event } = delivery;
-    if (deps.repository.has(deps.consumer, event.id)) {
+    if (await deps.repository.has(deps.consumer, event.id)) {
       deps.logger.debug({ consumer: deps.consumer, eventId: event.id }, 'duplicate delivery skipped');
       return ACK;
     }
     const settlement = await next(delivery);
     if (settlement.kind === 'ack') {
       try {
-        deps.repository.record(deps.consumer, event.id);
+        await deps.repository.record(deps.consumer, event.id);
       } catch (error) {
         // The work is done; a failed bookkeeping write must not undo the ack. A later
         // redelivery of this id would run the handler again.

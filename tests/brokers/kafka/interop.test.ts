@@ -92,7 +92,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
         { 'x-correlation-id': 'req-9' },
       );
       const { id, time } = result.data!.publishEvent.event;
-      await waitFor(() => app.services.outbox.count('PUBLISHED') === 1, 15_000, 'relay confirmed');
+      await waitFor(async () => (await app.services.outbox.count('PUBLISHED')) === 1, 15_000, 'relay confirmed');
 
       const [record] = await readTopic(topic, 1);
       expect(record!.key?.toString()).toBe('inv-1');

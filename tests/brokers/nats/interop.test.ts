@@ -111,7 +111,7 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       h.set('Nats-Msg-Id', uniqueName('garbage'));
       await jetstream(nc).publish(`events.${topic}.garbage`, 'not json at all', { headers: h });
       const letters = () => app.services.deadLetters.list({ consumer }, { limit: 5, inverted: false });
-      const letter = await waitFor(() => letters()[0], 5000, 'a dead letter');
+      const letter = await waitFor(async () => (await letters())[0], 5000, 'a dead letter');
       expect(letter).toMatchObject({ eventId: h.get('Nats-Msg-Id'), attempts: 1, error: 'message body is not JSON' });
       expect(deadLetterEvent(letter).data).toEqual({ raw: 'not json at all' });
       expect((await jsm.consumers.info(NATS_STREAM, consumer)).num_ack_pending).toBe(0);
@@ -128,7 +128,7 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       );
       const { id, time } = result.data!.publishEvent.event;
       const subject = `events.${topic}.order.paid`;
-      await waitFor(() => app.services.outbox.count('PENDING') === 0, 5000, 'the relay');
+      await waitFor(async () => (await app.services.outbox.count('PENDING')) === 0, 5000, 'the relay');
       const stored = await jsm.streams.getMessage(NATS_STREAM, { last_by_subj: subject });
       expect(stored!.subject).toBe(subject);
       expect(stored!.json()).toEqual({

@@ -137,7 +137,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       const { channel, connection } = await client();
       channel.publish('events', `${topic}.order.created`, Buffer.from('not json at all'), { messageId: 'poison-1', persistent: true });
 
-      const letter = await waitFor(() => app.services.deadLetters.list({ consumer: name }, { limit: 5, inverted: false })[0], 5000, 'dead letter');
+      const letter = await waitFor(async () => (await app.services.deadLetters.list({ consumer: name }, { limit: 5, inverted: false }))[0], 5000, 'dead letter');
       expect(letter).toMatchObject({ consumer: name, eventId: 'poison-1', attempts: 1, error: 'message body is not JSON' });
       await waitFor(async () => (await queueState(connection, `${name}.dlq`))?.messageCount === 1, 5000, 'message in the dlq');
       const raw = await channel.get(`${name}.dlq`, { noAck: true });

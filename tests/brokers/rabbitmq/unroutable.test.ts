@@ -58,8 +58,8 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
         { input: { topic, type: 'order.created', data: { n: 1 } } },
       );
       const eventId = published.data!.publishEvent.event.id;
-      const row = await waitFor(() => {
-        const r = app.services.outbox.getByEventId(eventId);
+      const row = await waitFor(async () => {
+        const r = await app.services.outbox.getByEventId(eventId);
         return r && r.attempts >= 2 ? r : undefined;
       }, 10_000, 'failed publish attempts');
       expect(row.status).toBe('PENDING');
@@ -74,7 +74,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
         handled.push(event.id);
         return { kind: 'ack' };
       });
-      await waitFor(() => app.services.outbox.getByEventId(eventId)?.status === 'PUBLISHED', 10_000, 'row published');
+      await waitFor(async () => (await app.services.outbox.getByEventId(eventId))?.status === 'PUBLISHED', 10_000, 'row published');
       await waitFor(() => handled.includes(eventId), 5000, 'event consumed');
     });
   });

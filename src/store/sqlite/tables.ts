@@ -1,11 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
-
-export const OUTBOX_STATUSES = ['PENDING', 'PUBLISHED', 'FAILED'] as const;
-export type OutboxStatus = (typeof OUTBOX_STATUSES)[number];
-
-export const DEAD_LETTER_STATUSES = ['DEAD', 'REPLAYED', 'DISCARDED'] as const;
-export type DeadLetterStatus = (typeof DEAD_LETTER_STATUSES)[number];
+import { DEAD_LETTER_STATUSES } from '../dead-letter-repository.js';
+import { OUTBOX_STATUSES } from '../outbox-repository.js';
 
 const timestamp = (name: string) => integer(name, { mode: 'timestamp_ms' });
 

@@ -1,0 +1,87 @@
+import { and, count, desc, eq, gt, lt, or, sql, type SQL } from 'drizzle-orm';
+import { Batcher, type JobOutcome } from '../../util/batcher.js';
+import { parseProcessedCursor, type ProcessedMessageRepository } from '../processed-message-repository.js';
+import { settled, type SqliteDatabase } from './database.js';
+import { processedMessages } from './tables.js';
+
+interface Record {
+  readonly consumer: string;
+  readonly eventId: string;
+  readonly at: number;
+}
+
+export function createSqliteProcessedMessageRepository(database: SqliteDatabase): ProcessedMessageRepository {
+  const { db, sqlite } = database;
+  const has = sqlite.prepare<[string, string]>('select 1 from processed_messages where consumer = ? and event_id = ?').pluck();
+  const insert = sqlite.prepare<[string, string, number]>(
+    'insert into processed_messages (consumer, event_id, processed_at) values (?, ?, ?) on conflict do nothing',
+  );
+  const read = <T>(fn: () => T) => settled(() => database.read('read processed messages', fn));
+  // Successes of concurrent deliveries share one commit, without fsync (see the interface).
+  const records = new Batcher<Record, boolean>((jobs) =>
+    database.write(() => jobs.map((job): JobOutcome<boolean> => ({ ok: true, value: insert.run(job.consumer, job.eventId, job.at).changes > 0 })), {
+      relaxed: true,
+    }),
+  );
+
+  return {
+    has: (consumer, eventId) => read(() => has.get(consumer, eventId) !== undefined),
+
+    record: (consumer, eventId, now = Date.now()) => records.submit({ consumer, eventId, at: now }),
+
+    get: (consumer, eventId) =>
+      read(() =>
+        db
+          .select()
+          .from(processedMessages)
+          .where(and(eq(processedMessages.consumer, consumer), eq(processedMessages.eventId, eventId)))
+          .get(),
+      ),
+
+    list: (consumer, page) =>
+      read(() => {
+        const after = parseProcessedCursor(page.after);
+        const before = parseProcessedCursor(page.before);
+        const where: (SQL | undefined)[] = [eq(processedMessages.consumer, consumer)];
+        const at = processedMessages.processedAt;
+        const id = processedMessages.eventId;
+        // Order is (processedAt desc, eventId desc); "after" a cursor means older.
+        if (after) {
+          const t = new Date(after.at);
+          where.push(or(lt(at, t), and(eq(at, t), lt(id, after.eventId))));
+        }
+        if (before) {
+          const t = new Date(before.at);
+          where.push(or(gt(at, t), and(eq(at, t), gt(id, before.eventId))));
+        }
+        return (
+          db
+            .select()
+            .from(processedMessages)
+            .where(and(...where))
+            .orderBy(...(page.inverted ? [at, id] : [desc(at), desc(id)]))
+            .limit(page.limit)
+            .all()
+        );
+      }),
+
+    countByConsumer: () =>
+      read(() => {
+        const rows = db
+          .select({ consumer: processedMessages.consumer, n: count() })
+          .from(processedMessages)
+          .groupBy(processedMessages.consumer)
+          .all();
+        return new Map(rows.map((r) => [r.consumer, r.n]));
+      }),
+
+    prune: (before, batchSize) =>
+      settled(
+        () =>
+          database.write(() =>
+            db.run(sql`delete from ${processedMessages} where rowid in (
+              select rowid from ${processedMessages} where ${processedMessages.processedAt} < ${before} limit ${batchSize})`),
+          ).changes,
+      ),
+  };
+}
