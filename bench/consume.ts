@@ -24,6 +24,8 @@ const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 20_000);
 const PREFETCHES = [10, 50];
 const KEYS = 16;
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** `BENCH_CPU_PROF=<dir>`: write a CPU profile of each gateway process there (node --cpu-prof). */
+const PROFILE_DIR = process.env['BENCH_CPU_PROF'];
 
 /** Starts a bench script in a process of its own and resolves with its first line of JSON. */
 function child<T>(script: string, arg?: unknown): { process: ChildProcess; result: Promise<T> } {
@@ -97,6 +99,7 @@ async function measureConsumer(broker: string, prefetch: number, sink: Sink): Pr
     const gateway = await scope.start({
       broker,
       databasePath: scope.database(),
+      nodeArgs: PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
       consumers: [{ name: `bench-consumer-${randomUUID().slice(0, 8)}`, topic, webhook: { url: sink.url, timeoutMs: 120_000 }, prefetch }],
     });
     const inputs = benchEvents(topic, EVENTS, KEYS).map(({ topic: t, type, key, data }) => ({ topic: t, type, key, data }));
@@ -107,6 +110,8 @@ async function measureConsumer(broker: string, prefetch: number, sink: Sink): Pr
     await sink.control('release');
     await waitUntil(async () => (await sink.stats()).unique >= EVENTS, 300_000, `${EVENTS} deliveries`);
     const stats = await sink.stats();
+    // A graceful stop, so that a profile (if asked for) is written.
+    await gateway.terminate(30_000);
     return EVENTS / ((stats.lastAt - stats.releasedAt) / 1000);
   } finally {
     await sink.control('release');

@@ -26,8 +26,13 @@ export interface ConsumerBinding {
   readonly topic: string;
   /** Event types to receive; empty or absent means all types of the topic. */
   readonly types?: readonly string[] | undefined;
-  /** Most messages delivered to this process and not yet settled. */
-  readonly prefetch: number;
+  /**
+   * Most messages this attachment holds delivered and not yet settled (RabbitMQ prefetch, the
+   * JetStream pull size, what is taken from a Kafka fetch). The sink decides how many run at once;
+   * a window above that keeps the next message at hand when one finishes, instead of a round trip
+   * away.
+   */
+  readonly window: number;
   /**
    * The pipeline's limits, for broker-side safety nets only (e.g. JetStream `max_deliver` above
    * `maxAttempts`, redelivery delays after an ack timeout). The pipeline decides retries and
@@ -49,7 +54,37 @@ export interface Delivery {
   readonly invalid?: Error | undefined;
 }
 
-/** How a delivery ends. Returned by the handler, carried out by the adapter. */
+/**
+ * A delivery as an adapter hands it over, with how to settle it at the broker it came from.
+ */
+export interface InboundDelivery extends Delivery {
+  /** Ids that find the message again at the broker (queue, subject and sequence, partition and offset), for logs. */
+  readonly ids: Readonly<Record<string, unknown>>;
+  /**
+   * Carries out a settlement at the broker; called exactly once per delivery. Resolves once it is
+   * done and never rejects: a settlement that cannot be carried out is logged by the adapter with
+   * `ids`, and the broker delivers the message again.
+   */
+  settle(settlement: Settlement): Promise<void>;
+  /**
+   * Called when work on the delivery starts; returns what to call when it is settled. For brokers
+   * that redeliver a message held too long without news (JetStream's ack_wait): report progress.
+   */
+  started?(): () => void;
+}
+
+/**
+ * Where an adapter hands deliveries over: the consumer's delivery runtime, which owns how many run
+ * at once, per-key order and bounded queues (`src/consumers/delivery-runtime.ts`).
+ */
+export interface DeliverySink {
+  /** Takes one delivery; its `settle` will be called exactly once. Never throws. */
+  push(delivery: InboundDelivery): void;
+  /** Resolves once every delivery pushed so far is settled. */
+  idle(): Promise<void>;
+}
+
+/** How a delivery ends. Decided by the consumer's pipeline, carried out by the adapter. */
 export type Settlement =
   | { readonly kind: 'ack' }
   /** Deliver the same message to this consumer again after `delayMs`, with `attempt + 1`. */
@@ -61,18 +96,13 @@ export type Settlement =
    */
   | { readonly kind: 'dead-letter'; readonly error: string };
 
-/**
- * Handles one delivery. May be called concurrently (up to `prefetch` at once) and must not
- * throw; if it does anyway, the adapter treats it as a retry after a short delay.
- */
-export type DeliveryHandler = (delivery: Delivery) => Promise<Settlement>;
-
 export interface ConsumerHandle {
   /** Messages waiting for this consumer at the broker, or null when the broker cannot tell. */
   lag(): Promise<number | null>;
   /**
-   * Stops taking new deliveries, waits for in-flight handler calls to settle, then detaches.
-   * Unsettled messages stay with the broker and are delivered again. Resolves, never rejects.
+   * Stops taking new deliveries, waits for the sink to settle those it holds (`DeliverySink.idle`),
+   * then detaches. Unsettled messages stay with the broker and are delivered again. Resolves,
+   * never rejects.
    */
   close(): Promise<void>;
 }
@@ -122,12 +152,13 @@ export interface Broker {
   subscribe(topic: string, onEvent: (event: GatewayEvent) => void): Promise<Subscription>;
 
   /**
-   * Attaches `handler` to the durable consumer `binding.name`, creating it on first use. Messages
-   * published to the topic after the consumer first existed are kept for it while no process is
-   * attached. Every delivery is settled by the handler's result: ack, retry after a delay, or
-   * dead-letter. Several attachments to one name (in one or more processes) share the messages.
+   * Attaches to the durable consumer `binding.name`, creating it on first use, and hands its
+   * deliveries to `sink`, holding at most `binding.window` unsettled at once. Messages published
+   * to the topic after the consumer first existed are kept for it while no process is attached.
+   * Every delivery is settled through its own `settle`: ack, retry after a delay, or dead-letter.
+   * Several attachments to one name (in one or more processes) share the messages.
    */
-  consume(binding: ConsumerBinding, handler: DeliveryHandler): Promise<ConsumerHandle>;
+  consume(binding: ConsumerBinding, sink: DeliverySink): Promise<ConsumerHandle>;
 
   /**
    * Delivers `event` to the durable consumer `binding.name` only (never to other consumers or

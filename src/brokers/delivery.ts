@@ -1,30 +1,7 @@
-import { errorMessage } from '../errors.js';
 import { decodeEvent, undecodableEvent } from '../events/codec.js';
 import type { GatewayEvent } from '../events/event.js';
 import type { Logger } from '../util/logger.js';
-import type { Delivery, DeliveryHandler, Settlement } from './broker.js';
-
-/** Delay before redelivering a message whose handler threw instead of returning a settlement. */
-const HANDLER_THREW_RETRY_MS = 1000;
-
-/**
- * Runs the handler of one delivery. A handler must not throw (the pipeline's guard sees to it);
- * if one does anyway, that is logged with the ids and settled as a retry after a short delay, so
- * no adapter leaves a message unsettled or a rejection unhandled. Never rejects.
- */
-export async function runHandler(
-  handler: DeliveryHandler,
-  delivery: Delivery,
-  logger: Logger | undefined,
-  ids: Record<string, unknown> = {},
-): Promise<Settlement> {
-  try {
-    return await handler(delivery);
-  } catch (error) {
-    logger?.error({ err: error, ...ids, eventId: delivery.event.id, attempt: delivery.attempt }, 'delivery handler threw; retrying');
-    return { kind: 'retry', delayMs: HANDLER_THREW_RETRY_MS, error: errorMessage(error) };
-  }
-}
+import type { Delivery } from './broker.js';
 
 /**
  * Turns a broker message body into a `Delivery`. Never throws: a body that is not a structured

@@ -5,6 +5,7 @@ import { deadLetterEvent, type DeadLetterRepository, type DeadLetterRow } from '
 import type { ProcessedMessageRepository } from '../store/processed-message-repository.js';
 import { pruneInBatches } from '../store/prune.js';
 import type { Logger } from '../util/logger.js';
+import { DeliveryRuntime } from './delivery-runtime.js';
 import { ConsumerStats, createPipeline, type ConsumerDefinition } from './pipeline.js';
 
 export interface ConsumerStatus {
@@ -36,6 +37,11 @@ export interface ConsumerManagerDeps {
 
 /** How often old processed-event records are pruned. */
 const PRUNE_INTERVAL_MS = 3600_000;
+/**
+ * The broker-side window of an attachment, in multiples of its `prefetch` (handler calls at
+ * once): the next message waits at hand when one finishes, instead of a broker round trip away.
+ */
+const WINDOW_PER_PREFETCH = 2;
 
 interface RunningConsumer {
   readonly definition: ConsumerDefinition;
@@ -63,7 +69,7 @@ export class ConsumerManager {
           name: definition.name,
           topic: definition.topic,
           types: definition.types,
-          prefetch: definition.prefetch,
+          window: definition.prefetch * WINDOW_PER_PREFETCH,
           maxAttempts: definition.maxAttempts,
           backoff: definition.backoff,
         },
@@ -81,8 +87,9 @@ export class ConsumerManager {
     // Attached side by side: each may wait for its broker-side setup (a queue, a group join).
     const results = await Promise.allSettled(
       [...this.consumers.values()].map(async (consumer) => {
-        const handler = createPipeline(consumer.definition, consumer.stats, this.deps);
-        consumer.handle = await this.deps.broker.consume(consumer.binding, handler);
+        const pipeline = createPipeline(consumer.definition, consumer.stats, this.deps);
+        const runtime = new DeliveryRuntime(pipeline, { concurrency: consumer.definition.prefetch, logger: this.deps.logger.child({ consumer: consumer.definition.name }) });
+        consumer.handle = await this.deps.broker.consume(consumer.binding, runtime);
         this.deps.logger.info(
           { consumer: consumer.definition.name, topic: consumer.definition.topic, handler: consumer.definition.description },
           'consumer started',

@@ -1,4 +1,5 @@
-import type { Delivery, DeliveryHandler, Settlement } from '../brokers/broker.js';
+import type { Delivery, Settlement } from '../brokers/broker.js';
+import type { DeliveryHandler, HandlerOutcome } from './delivery-runtime.js';
 
 /**
  * A step around a delivery handler, in the style of Watermill's router middleware: it may act
@@ -14,4 +15,4 @@ export function compose(...middlewares: readonly Middleware[]): Middleware {
 
 export const ACK: Settlement = { kind: 'ack' };
 
-export type { Delivery, DeliveryHandler, Settlement };
+export type { Delivery, DeliveryHandler, HandlerOutcome, Settlement };

@@ -1,16 +1,15 @@
-import type { DeliveryHandler } from '../brokers/broker.js';
 import { errorMessage } from '../errors.js';
 import type { DeadLetterRepository, DeadLetterRow } from '../store/dead-letter-repository.js';
 import type { ProcessedMessageRepository } from '../store/processed-message-repository.js';
 import type { BackoffPolicy } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
 import type { EventHandler } from './handlers/handler.js';
-import { ACK, compose, type Middleware, type Settlement } from './middleware.js';
+import type { DeliveryHandler, HandlerOutcome } from './delivery-runtime.js';
+import { ACK, compose, type Middleware } from './middleware.js';
 import { correlation, correlationIdOf } from './middlewares/correlation.js';
 import { deadLetter } from './middlewares/dead-letter.js';
 import { rejectInvalid, typeFilter } from './middlewares/filters.js';
 import { idempotency } from './middlewares/idempotency.js';
-import { keyOrder } from './middlewares/key-order.js';
 import { retry } from './middlewares/retry.js';
 
 export interface ConsumerDefinition {
@@ -79,8 +78,9 @@ export interface PipelineDeps {
 
 /**
  * The pipeline every durable consumer's handler runs in, outermost first:
- * stats → guard → per-key order → correlation → dead-letter record → reject undecodable → type filter →
- * idempotency → retry → log failures → handler.
+ * stats → guard → correlation → dead-letter record → reject undecodable → type filter →
+ * idempotency → retry → log failures → handler. How many run at once, and per-key order, are the
+ * delivery runtime's (`DeliveryRuntime`), around this pipeline.
  */
 export function createPipeline(definition: ConsumerDefinition, stats: ConsumerStats, deps: PipelineDeps): DeliveryHandler {
   const consumer = definition.name;
@@ -96,7 +96,6 @@ export function createPipeline(definition: ConsumerDefinition, stats: ConsumerSt
   return compose(
     stats.middleware(),
     guard(logger),
-    keyOrder(),
     correlation(consumer),
     deadLetter({ consumer, repository: deps.deadLetters, logger, onDeadLetter: deps.onDeadLetter }),
     rejectInvalid(),
@@ -130,7 +129,7 @@ const guard = (logger: Logger) =>
   }));
 
 /** Logs what the rest of the pipeline threw with the event's ids, then lets `then` settle it. */
-function onThrow(logger: Logger, level: 'warn' | 'error', message: string, then: (error: unknown) => Settlement): Middleware {
+function onThrow(logger: Logger, level: 'warn' | 'error', message: string, then: (error: unknown) => HandlerOutcome): Middleware {
   return (next) => async (delivery) => {
     try {
       return await next(delivery);

@@ -1,5 +1,5 @@
 import { afterAll } from 'vitest';
-import type { ConsumerBinding, ConsumerHandle, DeliveryHandler } from '../../src/brokers/broker.js';
+import type { ConsumerBinding, ConsumerHandle, DeliverySink } from '../../src/brokers/broker.js';
 import { RabbitMqBroker } from '../../src/brokers/rabbitmq/rabbitmq-broker.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { requireBroker } from '../helpers/brokers.js';
@@ -10,9 +10,9 @@ import { defineConformanceSuite } from './suite.js';
 const consumers = new Set<string>();
 
 class RecordingRabbitMqBroker extends RabbitMqBroker {
-  override consume(binding: ConsumerBinding, handler: DeliveryHandler): Promise<ConsumerHandle> {
+  override consume(binding: ConsumerBinding, sink: DeliverySink): Promise<ConsumerHandle> {
     consumers.add(binding.name);
-    return super.consume(binding, handler);
+    return super.consume(binding, sink);
   }
 }
 

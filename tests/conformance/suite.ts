@@ -8,6 +8,7 @@ import { gql, startTestApp, type TestAppOptions } from '../helpers/app.js';
 import { makeEvent, uniqueName, waitFor } from '../helpers/events.js';
 import { removeDatabase, tempDatabasePath } from '../helpers/store.js';
 import type { BrokerTarget } from './target.js';
+import { consumeWith } from '../helpers/consume.js';
 
 type TestApp = Awaited<ReturnType<typeof startTestApp>>;
 
@@ -120,7 +121,7 @@ export function defineConformanceSuite(target: BrokerTarget): void {
       const live: GatewayEvent[] = [];
       const handled: GatewayEvent[] = [];
       const subscription = await broker.subscribe(topic, (event) => live.push(event));
-      const consumer = await broker.consume({ name, topic, prefetch: 20 }, async (delivery) => {
+      const consumer = await consumeWith(broker, { name, topic, prefetch: 20 }, async (delivery) => {
         handled.push(delivery.event);
         return { kind: 'ack' };
       });
@@ -138,7 +139,7 @@ export function defineConformanceSuite(target: BrokerTarget): void {
       const topic = uniqueName('conf');
       const deliveries: { attempt: number; at: number }[] = [];
       const delays = [300, 600, 1200];
-      const consumer = await broker.consume({ name: uniqueName('retry'), topic, prefetch: 5 }, async (delivery): Promise<Settlement> => {
+      const consumer = await consumeWith(broker, { name: uniqueName('retry'), topic, prefetch: 5 }, async (delivery): Promise<Settlement> => {
         deliveries.push({ attempt: delivery.attempt, at: Date.now() });
         const delayMs = delays[delivery.attempt - 1];
         return delayMs === undefined ? { kind: 'ack' } : { kind: 'retry', delayMs, error: 'not yet' };
@@ -267,7 +268,7 @@ export function defineConformanceSuite(target: BrokerTarget): void {
       const topic = uniqueName('conf');
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
-      const consumer = await broker.consume({ name: uniqueName('lag'), topic, prefetch: 1 }, async () => {
+      const consumer = await consumeWith(broker, { name: uniqueName('lag'), topic, prefetch: 1 }, async () => {
         await gate;
         return { kind: 'ack' };
       });

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ConsumerBinding, DeliveryHandler } from '../../src/brokers/broker.js';
+import type { ConsumerBinding, DeliverySink } from '../../src/brokers/broker.js';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
 import { ConsumerManager } from '../../src/consumers/consumer-manager.js';
 import type { ConsumerDefinition } from '../../src/consumers/pipeline.js';
@@ -14,12 +14,12 @@ class RefusingBroker extends MemoryBroker {
     super();
   }
 
-  override async consume(binding: ConsumerBinding, handler: DeliveryHandler) {
+  override async consume(binding: ConsumerBinding, sink: DeliverySink) {
     if (binding.name === this.refused) {
       await new Promise((r) => setTimeout(r, 50));
       throw new BrokerUnavailableError(`cannot declare ${binding.name}`);
     }
-    return super.consume(binding, handler);
+    return super.consume(binding, sink);
   }
 }
 

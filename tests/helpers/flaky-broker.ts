@@ -1,4 +1,4 @@
-import type { Broker, ConsumerBinding, DeliveryHandler } from '../../src/brokers/broker.js';
+import type { Broker, ConsumerBinding, DeliverySink } from '../../src/brokers/broker.js';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
 import { BrokerUnavailableError, PublishError, UnroutableEventError } from '../../src/errors.js';
 import type { GatewayEvent } from '../../src/events/event.js';
@@ -60,8 +60,8 @@ export class FlakyBroker implements Broker {
     return this.inner.subscribe(topic, onEvent);
   }
 
-  consume(binding: ConsumerBinding, handler: DeliveryHandler) {
-    return this.inner.consume(binding, handler);
+  consume(binding: ConsumerBinding, sink: DeliverySink) {
+    return this.inner.consume(binding, sink);
   }
 
   redeliver(binding: ConsumerBinding, event: GatewayEvent) {

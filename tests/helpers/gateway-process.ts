@@ -27,6 +27,8 @@ export interface GatewayOptions {
   consumers?: readonly ConsumerEntry[];
   /** More environment (RELAY_POLL_INTERVAL_MS, NATS_MAX_AGE_MS, …). */
   env?: Record<string, string>;
+  /** Extra flags for node itself (`--cpu-prof`, …). */
+  nodeArgs?: readonly string[];
 }
 
 export type LogLine = Record<string, unknown> & { msg?: string };
@@ -58,7 +60,7 @@ export async function startGateway(options: GatewayOptions & { configDir: string
     writeFileSync(file, JSON.stringify({ consumers: options.consumers }));
     env['GATEWAY_CONFIG'] = file;
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

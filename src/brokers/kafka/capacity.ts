@@ -1,7 +1,7 @@
 /**
- * The `prefetch` limit of one durable-consumer attachment: at most `limit` deliveries run at
- * once. Waiters are served first come, first served, so messages of one partition are handed to
- * the pipeline in offset order.
+ * The window of one durable-consumer attachment: at most `limit` records handed over and not yet
+ * settled. Waiters are served first come, first served, so records of one partition are handed
+ * to the sink in offset order.
  */
 export class Capacity {
   private running = 0;

@@ -2,19 +2,19 @@ import type { KafkaMessage, Message } from 'kafkajs';
 import { errorMessage } from '../../errors.js';
 import { retryUntilDone } from '../../util/retrying.js';
 import type { Logger } from '../../util/logger.js';
-import type { Delivery, DeliveryHandler, Settlement } from '../broker.js';
-import { decodeDelivery, parseAttempt, runHandler } from '../delivery.js';
+import type { Delivery, Settlement } from '../broker.js';
+import { decodeDelivery, parseAttempt } from '../delivery.js';
 import { ATTEMPT_HEADER } from '../headers.js';
 import { deadLetterMessage, describeOrigin, readHeader, retryMessage, type RecordOrigin } from './messages.js';
 import { deadLetterTopicOf, retryTopicOf } from './options.js';
 import type { KafkaPublisher } from './publisher.js';
 
 /**
- * Runs one delivery of a durable consumer: decodes the record, calls the handler, and carries out
- * its settlement on Kafka, where a record can only be committed, never "nacked": `ack` needs
- * nothing; `retry` writes a copy to `<consumer>.retry` with the next attempt and a not-before
- * time; `dead-letter` writes a copy to `<consumer>.dlq` with the error. Only once the copy is
- * confirmed (acks=-1) may the original be committed.
+ * Turns a durable consumer's records into deliveries and carries out their settlements on Kafka,
+ * where a record can only be committed, never "nacked": `ack` needs nothing; `retry` writes a copy
+ * to `<consumer>.retry` with the next attempt and a not-before time; `dead-letter` writes a copy to
+ * `<consumer>.dlq` with the error. Only once the copy is confirmed (acks=-1) may the original be
+ * committed.
  */
 export class DeliveryRunner {
   private readonly retryTopic: string;
@@ -24,7 +24,6 @@ export class DeliveryRunner {
     private readonly consumer: string,
     /** The bound topic: what decoded events belong to, whichever Kafka topic they came from. */
     private readonly topic: string,
-    private readonly handler: DeliveryHandler,
     private readonly publisher: KafkaPublisher,
     private readonly logger: Logger,
     /** Aborted when the consumer closes: a copy not written by then is left to redelivery. */
@@ -34,18 +33,17 @@ export class DeliveryRunner {
     this.deadLetterTopic = deadLetterTopicOf(consumer);
   }
 
-  /**
-   * Resolves true once the delivery is settled durably, false if the consumer closed first; the
-   * record then stays uncommitted and Kafka delivers it again. Never rejects.
-   */
-  async run(origin: RecordOrigin, message: KafkaMessage): Promise<boolean> {
+  /** The delivery a record makes: its event (or a stand-in for an undecodable one) and attempt. */
+  decode(origin: RecordOrigin, message: KafkaMessage): Delivery {
     const attempt = parseAttempt(readHeader(message.headers, ATTEMPT_HEADER));
-    const delivery = decodeDelivery(message.value ?? '', { topic: this.topic, attempt, messageId: describeOrigin(origin) });
-    const settlement = await runHandler(this.handler, delivery, this.logger, { origin: describeOrigin(origin) });
-    return this.settle(message, origin, delivery, settlement);
+    return decodeDelivery(message.value ?? '', { topic: this.topic, attempt, messageId: describeOrigin(origin) });
   }
 
-  private async settle(message: KafkaMessage, origin: RecordOrigin, delivery: Delivery, settlement: Settlement): Promise<boolean> {
+  /**
+   * Resolves true once the settlement is carried out durably, false if the consumer closed first;
+   * the record then stays uncommitted and Kafka delivers it again. Never rejects.
+   */
+  async settle(message: KafkaMessage, origin: RecordOrigin, delivery: Delivery, settlement: Settlement): Promise<boolean> {
     const { consumer } = this;
     switch (settlement.kind) {
       case 'ack':

@@ -1,6 +1,6 @@
 import type { Admin, Batch, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Logger } from '../../util/logger.js';
-import type { ConsumerBinding, ConsumerHandle, DeliveryHandler } from '../broker.js';
+import type { ConsumerBinding, ConsumerHandle, DeliverySink } from '../broker.js';
 import { Capacity } from './capacity.js';
 import type { ConnectionMonitor } from './connection-monitor.js';
 import { DelayedDeliveries } from './delayed-deliveries.js';
@@ -28,9 +28,10 @@ export interface DurableConsumerDeps {
 
 /**
  * One attachment of a durable consumer: a member of the consumer group named after the consumer,
- * reading the consumer's topic and its own `<consumer>.retry` topic. Deliveries run concurrently
- * up to `prefetch`, handed over in offset order per partition; each offset is committed once it
- * and everything before it on its partition is settled (see `OffsetTracker`).
+ * reading the consumer's topic and its own `<consumer>.retry` topic. Records are handed to the
+ * sink in offset order per partition, at most the binding's window unsettled at once; each
+ * offset is committed once it and everything before it on its partition is settled (see
+ * `OffsetTracker`).
  */
 export class KafkaDurableConsumer implements ConsumerHandle {
   private readonly name: string;
@@ -38,7 +39,6 @@ export class KafkaDurableConsumer implements ConsumerHandle {
   private readonly capacity: Capacity;
   private readonly progress = new OffsetTracker();
   private readonly delayed = new DelayedDeliveries();
-  private readonly inFlight = new Set<Promise<void>>();
   private readonly closing = new AbortController();
   private readonly runner: DeliveryRunner;
   private readonly logger: Logger;
@@ -52,14 +52,14 @@ export class KafkaDurableConsumer implements ConsumerHandle {
 
   constructor(
     private readonly binding: ConsumerBinding,
-    handler: DeliveryHandler,
+    private readonly sink: DeliverySink,
     private readonly deps: DurableConsumerDeps,
   ) {
     this.name = binding.name;
     this.retryTopic = retryTopicOf(binding.name);
-    this.capacity = new Capacity(Math.max(1, binding.prefetch));
+    this.capacity = new Capacity(Math.max(1, binding.window));
     this.logger = deps.logger.child({ consumer: binding.name });
-    this.runner = new DeliveryRunner(this.name, binding.topic, handler, deps.publisher, this.logger, this.closing.signal);
+    this.runner = new DeliveryRunner(this.name, binding.topic, deps.publisher, this.logger, this.closing.signal);
     this.committer = new OffsetCommitter(this.progress, (offsets) => this.commit(offsets), this.logger, this.closing.signal);
   }
 
@@ -189,20 +189,24 @@ export class KafkaDurableConsumer implements ConsumerHandle {
     this.dispatch(progress, origin, message);
   }
 
-  /** Runs one delivery in a slot it already holds; settles, then commits what became committable. */
+  /** Hands one record to the sink in a window slot it already holds; its settlement commits what became committable. */
   private dispatch(progress: PartitionProgress, origin: RecordOrigin, message: KafkaMessage): void {
-    const task = this.runner.run(origin, message)
-      .then((settled) => {
-        if (!settled) return;
-        progress.settle(Number(origin.offset));
-        if (this.progress.owns(progress)) this.committer.schedule();
-      })
-      .catch((error: unknown) => this.logger.error({ err: error, origin: describeOrigin(origin) }, 'kafka delivery failed unexpectedly'))
-      .finally(() => {
-        this.capacity.release();
-        this.inFlight.delete(task);
-      });
-    this.inFlight.add(task);
+    const delivery = this.runner.decode(origin, message);
+    this.sink.push({
+      ...delivery,
+      ids: { consumer: this.name, origin: describeOrigin(origin) },
+      settle: async (settlement) => {
+        try {
+          if (!(await this.runner.settle(message, origin, delivery, settlement))) return;
+          progress.settle(Number(origin.offset));
+          if (this.progress.owns(progress)) this.committer.schedule();
+        } catch (error) {
+          this.logger.error({ err: error, origin: describeOrigin(origin) }, 'kafka delivery failed unexpectedly');
+        } finally {
+          this.capacity.release();
+        }
+      },
+    });
   }
 
   private async commit(offsets: readonly OffsetToCommit[]): Promise<void> {
@@ -234,7 +238,7 @@ export class KafkaDurableConsumer implements ConsumerHandle {
     } catch {
       /* not running (crashed or never started): nothing is fetched anyway */
     }
-    await Promise.all([...this.inFlight]);
+    await this.sink.idle();
     await this.committer.flush();
     await this.member?.stop();
     this.logger.info({ unsettled: this.progress.unsettled }, 'kafka consumer closed');

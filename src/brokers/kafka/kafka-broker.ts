@@ -8,7 +8,7 @@ import type {
   BrokerFeatures,
   ConsumerBinding,
   ConsumerHandle,
-  DeliveryHandler,
+  DeliverySink,
   Subscription,
 } from '../broker.js';
 import { ConnectionMonitor } from './connection-monitor.js';
@@ -130,8 +130,8 @@ export class KafkaBroker implements Broker {
     };
   }
 
-  async consume(binding: ConsumerBinding, handler: DeliveryHandler): Promise<KafkaConsumerHandle> {
-    const consumer = new KafkaDurableConsumer(binding, handler, { ...this.connected(), monitor: this.monitor, logger: this.logger });
+  async consume(binding: ConsumerBinding, sink: DeliverySink): Promise<KafkaConsumerHandle> {
+    const consumer = new KafkaDurableConsumer(binding, sink, { ...this.connected(), monitor: this.monitor, logger: this.logger });
     this.consumers.add(consumer);
     await consumer.start();
     return {

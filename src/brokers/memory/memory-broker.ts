@@ -6,7 +6,7 @@ import type {
   BrokerFeatures,
   ConsumerBinding,
   ConsumerHandle,
-  DeliveryHandler,
+  DeliverySink,
   Subscription,
 } from '../broker.js';
 import { MemoryHub } from './memory-hub.js';
@@ -63,10 +63,10 @@ export class MemoryBroker implements Broker {
     return subscription;
   }
 
-  async consume(binding: ConsumerBinding, handler: DeliveryHandler): Promise<ConsumerHandle> {
+  async consume(binding: ConsumerBinding, sink: DeliverySink): Promise<ConsumerHandle> {
     this.assertOpen();
     const queue = this.hub.queue(binding);
-    const worker = queue.attach(handler, binding.prefetch);
+    const worker = queue.attach(sink, binding.window);
     const handle: ConsumerHandle = {
       lag: async () => queue.ready.length + queue.delayed,
       close: async () => {

@@ -1,6 +1,5 @@
 import type { GatewayEvent } from '../../events/event.js';
-import type { ConsumerBinding, DeliveryHandler, Settlement } from '../broker.js';
-import { runHandler } from '../delivery.js';
+import type { ConsumerBinding, DeliverySink, Settlement } from '../broker.js';
 
 interface QueuedMessage {
   readonly event: GatewayEvent;
@@ -8,11 +7,10 @@ interface QueuedMessage {
 }
 
 interface Worker {
-  readonly handler: DeliveryHandler;
-  readonly prefetch: number;
-  inFlight: number;
+  readonly sink: DeliverySink;
+  readonly window: number;
+  unsettled: number;
   closed: boolean;
-  readonly settled: Set<Promise<void>>;
 }
 
 /**
@@ -41,8 +39,8 @@ class MemoryQueue {
     return this.timers.size;
   }
 
-  attach(handler: DeliveryHandler, prefetch: number): Worker {
-    const worker: Worker = { handler, prefetch: Math.max(1, prefetch), inFlight: 0, closed: false, settled: new Set() };
+  attach(sink: DeliverySink, window: number): Worker {
+    const worker: Worker = { sink, window: Math.max(1, window), unsettled: 0, closed: false };
     this.workers.push(worker);
     this.dispatch();
     return worker;
@@ -50,7 +48,7 @@ class MemoryQueue {
 
   async detach(worker: Worker): Promise<void> {
     worker.closed = true;
-    await Promise.all([...worker.settled]);
+    await worker.sink.idle();
     const index = this.workers.indexOf(worker);
     if (index >= 0) this.workers.splice(index, 1);
     this.dispatch();
@@ -68,7 +66,7 @@ class MemoryQueue {
   private pickWorker(): Worker | undefined {
     for (let i = 0; i < this.workers.length; i++) {
       const worker = this.workers[(this.nextWorker + i) % this.workers.length]!;
-      if (!worker.closed && worker.inFlight < worker.prefetch) {
+      if (!worker.closed && worker.unsettled < worker.window) {
         this.nextWorker = (this.nextWorker + i + 1) % this.workers.length;
         return worker;
       }
@@ -77,15 +75,17 @@ class MemoryQueue {
   }
 
   private deliver(worker: Worker, message: QueuedMessage): void {
-    worker.inFlight++;
-    const settled = runHandler(worker.handler, { event: message.event, attempt: message.attempt }, undefined)
-      .then((settlement) => this.settle(message, settlement))
-      .finally(() => {
-        worker.inFlight--;
-        worker.settled.delete(settled);
+    worker.unsettled++;
+    worker.sink.push({
+      event: message.event,
+      attempt: message.attempt,
+      ids: { consumer: this.binding.name },
+      settle: async (settlement) => {
+        this.settle(message, settlement);
+        worker.unsettled--;
         this.dispatch();
-      });
-    worker.settled.add(settled);
+      },
+    });
   }
 
   private settle(message: QueuedMessage, settlement: Settlement): void {

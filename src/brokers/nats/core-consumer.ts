@@ -1,7 +1,6 @@
 import type { Msg, Subscription as NatsSubscription } from '@nats-io/transport-node';
-import type { ConsumerBinding, ConsumerHandle, Delivery, DeliveryHandler, Settlement } from '../broker.js';
+import type { ConsumerBinding, ConsumerHandle, Delivery, DeliverySink, Settlement } from '../broker.js';
 import type { NatsDeps, NatsSession } from './connection.js';
-import { DeliveryQueue } from './delivery-queue.js';
 import { toDelivery } from './messages.js';
 import { consumerFilter, replaySubject } from './subjects.js';
 
@@ -13,7 +12,8 @@ import { consumerFilter, replaySubject } from './subjects.js';
  * request that the receiving process answers once it holds the message.
  */
 export class CoreConsumer implements ConsumerHandle {
-  private readonly queue: DeliveryQueue;
+  /** Deliveries handed to the sink and not settled yet. */
+  private unsettled = 0;
   private readonly subs: NatsSubscription[] = [];
   private readonly retries = new Map<NodeJS.Timeout, Delivery>();
   private closing = false;
@@ -22,10 +22,8 @@ export class CoreConsumer implements ConsumerHandle {
   constructor(
     private readonly deps: NatsDeps,
     private readonly binding: ConsumerBinding,
-    handler: DeliveryHandler,
-  ) {
-    this.queue = new DeliveryQueue(handler, binding.prefetch, deps.logger);
-  }
+    private readonly sink: DeliverySink,
+  ) {}
 
   /** Subscribes now when connected (resolving once the server registered it), else once connected. */
   async start(): Promise<void> {
@@ -51,7 +49,7 @@ export class CoreConsumer implements ConsumerHandle {
     await Promise.all(
       this.subs.map((sub) => sub.drain().catch((error: unknown) => this.deps.logger.debug({ err: error, ...ids }, 'could not drain'))),
     );
-    await this.queue.idle();
+    await this.sink.idle();
     for (const [timer, { event, attempt }] of this.retries) {
       clearTimeout(timer);
       this.deps.logger.warn({ ...ids, eventId: event.id, attempt }, 'consumer closed; its retry is dropped (core NATS keeps nothing)');
@@ -89,8 +87,8 @@ export class CoreConsumer implements ConsumerHandle {
     }
     const ids = { consumer: this.binding.name, subject: message.subject };
     const delivery = toDelivery(message, { topic: this.binding.topic, attempt: 1 });
-    if (this.queue.backlog >= this.deps.options.coreBacklogLimit) {
-      const context = { ...ids, eventId: delivery.event.id, backlog: this.queue.backlog };
+    if (this.unsettled >= this.deps.options.coreBacklogLimit) {
+      const context = { ...ids, eventId: delivery.event.id, backlog: this.unsettled };
       this.deps.logger.error(context, 'consumer backlog full; delivery dropped (core NATS, at most once)');
       return false;
     }
@@ -99,7 +97,15 @@ export class CoreConsumer implements ConsumerHandle {
   }
 
   private enqueue(delivery: Delivery): void {
-    this.queue.push({ delivery, ids: { consumer: this.binding.name }, settle: (settlement) => this.settle(delivery, settlement) });
+    this.unsettled++;
+    this.sink.push({
+      ...delivery,
+      ids: { consumer: this.binding.name },
+      settle: async (settlement) => {
+        this.unsettled--;
+        this.settle(delivery, settlement);
+      },
+    });
   }
 
   /** Acks and dead letters need nothing from core NATS; a retry comes back after its delay, from memory. */

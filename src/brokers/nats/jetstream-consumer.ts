@@ -1,24 +1,22 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Msg, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { ConfigError } from '../../errors.js';
-import type { ConsumerBinding, ConsumerHandle, DeliveryHandler, Settlement } from '../broker.js';
+import type { ConsumerBinding, ConsumerHandle, DeliverySink, InboundDelivery, Settlement } from '../broker.js';
 import type { NatsDeps, NatsSession } from './connection.js';
 import { consumerInfo, durableConsumerConfig, ensureBindingConsumer } from './consumer-config.js';
-import { DeliveryQueue, type QueuedDelivery } from './delivery-queue.js';
 import { MSG_ID_HEADER, toDelivery } from './messages.js';
 import { PullLoop } from './pull-loop.js';
 
 const GAVE_UP = 'NATS gave up on a message after max_deliver deliveries without a settlement';
 
 /**
- * One attachment of a process to a durable JetStream consumer: pulls the consumer (up to
- * `prefetch` unsettled messages) and its replay companion (one at a time), runs every delivery
- * through the handler in arrival order, and settles it: ack → `ack()`, retry → `nak(delay)`,
+ * One attachment of a process to a durable JetStream consumer: pulls the consumer (up to the
+ * binding's window of unsettled messages) and its replay companion (one at a time), hands every
+ * delivery to the sink in arrival order, and settles it: ack → `ack()`, retry → `nak(delay)`,
  * dead-letter → `term()`. The attempt is JetStream's delivery count. Other processes attached to
  * the same name pull the same consumers and so share the messages.
  */
 export class JetStreamConsumer implements ConsumerHandle {
-  private readonly queue: DeliveryQueue;
   private readonly loops: PullLoop[];
   private readonly names: readonly string[];
   private readonly closing = new AbortController();
@@ -27,10 +25,9 @@ export class JetStreamConsumer implements ConsumerHandle {
   constructor(
     private readonly deps: NatsDeps,
     private readonly binding: ConsumerBinding,
-    handler: DeliveryHandler,
+    private readonly sink: DeliverySink,
   ) {
     const { connector, options, logger } = deps;
-    this.queue = new DeliveryQueue(handler, binding.prefetch, logger);
     const loop = (replay: boolean, limit: number) => {
       const config = durableConsumerConfig(binding, options, replay);
       return new PullLoop(
@@ -42,14 +39,14 @@ export class JetStreamConsumer implements ConsumerHandle {
           expiresMs: options.pullExpiresMs,
           backoff: options.reconnectBackoff,
           ensure: (session) => ensureBindingConsumer(session, binding, options, replay),
-          receive: (message, settled) => this.queue.push(this.queued(message, settled)),
+          receive: (message, settled) => this.sink.push(this.inbound(message, settled)),
         },
         logger,
       );
     };
-    // Replays are rare operator actions: one at a time, on top of prefetch, so that a replay never
-    // waits behind a pull request holding all of prefetch. Handler calls stay within prefetch.
-    this.loops = [loop(false, binding.prefetch), loop(true, 1)];
+    // Replays are rare operator actions: one at a time, on top of the window, so that a replay
+    // never waits behind a pull request holding all of it.
+    this.loops = [loop(false, binding.window), loop(true, 1)];
     this.names = [false, true].map((replay) => durableConsumerConfig(binding, options, replay).durable_name);
   }
 
@@ -89,7 +86,7 @@ export class JetStreamConsumer implements ConsumerHandle {
   async close(): Promise<void> {
     this.closing.abort();
     await Promise.all(this.loops.map((loop) => loop.stop()));
-    await this.queue.idle();
+    await this.sink.idle();
     for (const sub of this.giveUps.splice(0)) sub.unsubscribe();
   }
 
@@ -122,23 +119,25 @@ export class JetStreamConsumer implements ConsumerHandle {
     }
   }
 
-  private queued(message: JsMsg, settled: () => void): QueuedDelivery {
+  private inbound(message: JsMsg, settled: () => void): InboundDelivery {
     const ids = { consumer: this.binding.name, subject: message.subject, stream: this.deps.options.stream, seq: message.seq };
     return {
-      delivery: toDelivery(message, {
+      ...toDelivery(message, {
         topic: this.binding.topic,
         attempt: message.info.deliveryCount,
         fallbackId: `${this.deps.options.stream}-${message.seq}`,
       }),
       ids,
-      settle: (settlement) => {
+      settle: async (settlement) => {
         try {
           settle(message, settlement);
+        } catch (error) {
+          this.deps.logger.error({ err: error, ...ids, settlement: settlement.kind }, 'could not settle a delivery; NATS delivers it again');
         } finally {
           settled();
         }
       },
-      running: () => {
+      started: () => {
         // Any ack wait of this consumer is at least ackWaitMs: report progress well within it.
         const timer = setInterval(() => {
           try {

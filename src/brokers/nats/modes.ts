@@ -3,7 +3,7 @@ import { errors as natsErrors, type NatsConnection } from '@nats-io/transport-no
 import { BrokerCapabilityError, BrokerUnavailableError, errorMessage } from '../../errors.js';
 import { encodeEvent } from '../../events/codec.js';
 import type { GatewayEvent } from '../../events/event.js';
-import type { BrokerFeatures, ConsumerBinding, ConsumerHandle, DeliveryHandler, Subscription } from '../broker.js';
+import type { BrokerFeatures, ConsumerBinding, ConsumerHandle, DeliverySink, Subscription } from '../broker.js';
 import type { NatsDeps, NatsSession } from './connection.js';
 import { ensureBindingConsumer } from './consumer-config.js';
 import { CoreConsumer } from './core-consumer.js';
@@ -22,7 +22,7 @@ export interface NatsMode {
   prepare(nc: NatsConnection): Promise<NatsSession>;
   publish(session: NatsSession, events: readonly GatewayEvent[]): Promise<void>;
   subscribe(topic: string, onEvent: (event: GatewayEvent) => void): Promise<Subscription>;
-  consume(binding: ConsumerBinding, handler: DeliveryHandler): Promise<ConsumerHandle>;
+  consume(binding: ConsumerBinding, sink: DeliverySink): Promise<ConsumerHandle>;
   redeliver(session: NatsSession, binding: ConsumerBinding, event: GatewayEvent): Promise<void>;
 }
 
@@ -72,8 +72,8 @@ export class JetStreamMode implements NatsMode {
     return fanOut;
   }
 
-  async consume(binding: ConsumerBinding, handler: DeliveryHandler): Promise<ConsumerHandle> {
-    const consumer = new JetStreamConsumer(this.deps, binding, handler);
+  async consume(binding: ConsumerBinding, sink: DeliverySink): Promise<ConsumerHandle> {
+    const consumer = new JetStreamConsumer(this.deps, binding, sink);
     await consumer.start();
     return consumer;
   }
@@ -122,8 +122,8 @@ export class CoreMode implements NatsMode {
     return subscribeCore(this.deps, topic, onEvent);
   }
 
-  async consume(binding: ConsumerBinding, handler: DeliveryHandler): Promise<ConsumerHandle> {
-    const consumer = new CoreConsumer(this.deps, binding, handler);
+  async consume(binding: ConsumerBinding, sink: DeliverySink): Promise<ConsumerHandle> {
+    const consumer = new CoreConsumer(this.deps, binding, sink);
     await consumer.start();
     return consumer;
   }

@@ -7,7 +7,7 @@ import type {
   BrokerFeatures,
   ConsumerBinding,
   ConsumerHandle,
-  DeliveryHandler,
+  DeliverySink,
   Subscription,
 } from '../broker.js';
 import { NatsConnector, type NatsSession } from './connection.js';
@@ -77,9 +77,9 @@ export class NatsBroker implements Broker {
   }
 
   /** Before the first connection, attaches in the background once connected. */
-  async consume(binding: ConsumerBinding, handler: DeliveryHandler): Promise<ConsumerHandle> {
+  async consume(binding: ConsumerBinding, sink: DeliverySink): Promise<ConsumerHandle> {
     this.assertOpen();
-    const consumer = await this.mode.consume(binding, handler);
+    const consumer = await this.mode.consume(binding, sink);
     return this.track(this.consumers, consumer);
   }
 

@@ -24,8 +24,8 @@ const RECHECK_MS = 1000;
 
 /**
  * Pulls one durable consumer: one fetch at a time, each for as many messages as the loop has room
- * for, so messages arrive in stream order and this process never holds more than `limit`
- * unsettled. Failed pulls (server restarting, consumer deleted) are retried with backoff once the
+ * for once it has room for half of `limit`, so messages arrive in stream order and this process
+ * never holds more than `limit` unsettled. Failed pulls (server restarting, consumer deleted) are retried with backoff once the
  * connection is back, re-creating the consumer first.
  */
 export class PullLoop {
@@ -61,9 +61,12 @@ export class PullLoop {
   private async run(): Promise<void> {
     const { signal } = this.stopping;
     let failures = 0;
+    // Pull in chunks of at least half the window: a pull per settled message would cost a round
+    // trip to the server each.
+    const chunk = Math.max(1, Math.floor(this.options.limit / 2));
     while (!signal.aborted) {
       const room = this.options.limit - this.unsettled;
-      if (room <= 0) {
+      if (room < chunk) {
         await this.room.wait(RECHECK_MS, signal);
         continue;
       }

@@ -1,7 +1,7 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Logger } from '../../util/logger.js';
-import type { ConsumerBinding, ConsumerHandle, DeliveryHandler } from '../broker.js';
-import { decodeDelivery, parseAttempt, runHandler } from '../delivery.js';
+import type { ConsumerBinding, ConsumerHandle, DeliverySink } from '../broker.js';
+import { decodeDelivery, parseAttempt } from '../delivery.js';
 import { ATTEMPT_HEADER } from '../headers.js';
 import { ChannelPart, type ConnectionLink } from './channel-part.js';
 import { settle } from './settlement.js';
@@ -9,21 +9,20 @@ import type { Topology } from './topology.js';
 
 /**
  * One attachment of a durable consumer: consumes the durable queue `<consumer>` on a confirm
- * channel of its own with `prefetch` unacknowledged messages at most, and settles each delivery
- * as its handler says (see `settle`). The attempt number travels in the gateway's own header,
- * counted up on every trip through a retry queue. Several attachments, in one process or many,
- * share the queue; RabbitMQ hands each message to one of them.
+ * channel of its own with the binding's window as prefetch, hands each message to the sink, and
+ * carries out its settlement (see `settle`). The attempt number travels in the gateway's own
+ * header, counted up on every trip through a retry queue. Several attachments, in one process or
+ * many, share the queue; RabbitMQ hands each message to one of them.
  */
 export class DurableConsumer extends ChannelPart<ConfirmChannel> implements ConsumerHandle {
   private consumerTag: string | undefined;
-  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     link: ConnectionLink,
     logger: Logger,
     private readonly topology: Topology,
     private readonly binding: ConsumerBinding,
-    private readonly handler: DeliveryHandler,
+    private readonly sink: DeliverySink,
   ) {
     super(link, logger.child({ consumer: binding.name, queue: binding.name, topic: binding.topic }));
   }
@@ -60,7 +59,7 @@ export class DurableConsumer extends ChannelPart<ConfirmChannel> implements Cons
           this.logger.debug({ err: error }, 'could not cancel the consumer; its channel is closed');
         }
       }
-      while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+      await this.sink.idle();
     });
   }
 
@@ -69,7 +68,7 @@ export class DurableConsumer extends ChannelPart<ConfirmChannel> implements Cons
   }
 
   protected async setUp(channel: ConfirmChannel): Promise<void> {
-    await channel.prefetch(Math.max(1, this.binding.prefetch));
+    await channel.prefetch(Math.max(1, this.binding.window));
     await this.topology.declareConsumer(channel, this.binding);
     const { consumerTag } = await channel.consume(this.binding.name, (message) => this.receive(channel, message));
     this.consumerTag = consumerTag;
@@ -81,24 +80,16 @@ export class DurableConsumer extends ChannelPart<ConfirmChannel> implements Cons
       this.setUpAgain(channel);
       return;
     }
-    const work = this.handle(channel, message)
-      .catch((error: unknown) => {
-        // handle() settles every outcome itself; reaching this is a bug, and the message is
-        // redelivered when the channel closes.
-        this.logger.error({ err: error, messageId: message.properties.messageId }, 'delivery failed unexpectedly');
-      })
-      .finally(() => this.inFlight.delete(work));
-    this.inFlight.add(work);
-  }
-
-  private async handle(channel: ConfirmChannel, message: ConsumeMessage): Promise<void> {
     const { headers, messageId } = message.properties;
     const delivery = decodeDelivery(message.content, {
       topic: this.binding.topic,
       attempt: parseAttempt(headers?.[ATTEMPT_HEADER]),
       messageId: typeof messageId === 'string' ? messageId : undefined,
     });
-    const settlement = await runHandler(this.handler, delivery, this.logger);
-    await settle(channel, message, delivery, settlement, { consumer: this.binding.name, topology: this.topology, logger: this.logger });
+    this.sink.push({
+      ...delivery,
+      ids: { queue: this.binding.name, deliveryTag: message.fields.deliveryTag },
+      settle: (settlement) => settle(channel, message, delivery, settlement, { consumer: this.binding.name, topology: this.topology, logger: this.logger }),
+    });
   }
 }

@@ -11,7 +11,7 @@ import type {
   BrokerFeatures,
   ConsumerBinding,
   ConsumerHandle,
-  DeliveryHandler,
+  DeliverySink,
   Subscription,
 } from '../broker.js';
 import { RabbitMqConnection } from './connection.js';
@@ -108,9 +108,9 @@ export class RabbitMqBroker implements Broker {
     };
   }
 
-  async consume(binding: ConsumerBinding, handler: DeliveryHandler): Promise<ConsumerHandle> {
+  async consume(binding: ConsumerBinding, sink: DeliverySink): Promise<ConsumerHandle> {
     this.assertOpen();
-    const consumer = new DurableConsumer(this.connection, this.logger, this.topology, binding, handler);
+    const consumer = new DurableConsumer(this.connection, this.logger, this.topology, binding, sink);
     await this.start(consumer, this.consumers);
     return {
       lag: () => consumer.lag(),

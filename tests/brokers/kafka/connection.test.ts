@@ -5,6 +5,7 @@ import { BrokerUnavailableError, ConfigError, PublishError } from '../../../src/
 import { requireBroker } from '../../helpers/brokers.js';
 import { makeEvent, uniqueName, waitFor } from '../../helpers/events.js';
 import { brokersScript, createKafkaBroker, deleteTopicsCreatedByThisFile, KAFKA_HOST, KAFKA_PORT } from '../../helpers/kafka.js';
+import { consumeWith } from '../../helpers/consume.js';
 
 /**
  * Publishes as the relay does: again after a `PublishError`, until Kafka confirms. Right after a
@@ -57,7 +58,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
         const live: GatewayEvent[] = [];
         const handled: GatewayEvent[] = [];
         await broker.subscribe(topic, (event) => live.push(event));
-        await broker.consume({ name: uniqueName('outage'), topic, prefetch: 5 }, async (delivery) => {
+        await consumeWith(broker, { name: uniqueName('outage'), topic, prefetch: 5 }, async (delivery) => {
           handled.push(delivery.event);
           return { kind: 'ack' };
         });

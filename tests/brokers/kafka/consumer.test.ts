@@ -5,6 +5,7 @@ import { encodeEvent } from '../../../src/events/codec.js';
 import { requireBroker } from '../../helpers/brokers.js';
 import { makeEvent, uniqueName, waitFor } from '../../helpers/events.js';
 import { createKafkaBroker, deleteTopicsCreatedByThisFile, headerText, KAFKA_HOST, KAFKA_PORT, readTopic, withAdmin } from '../../helpers/kafka.js';
+import { consumeWith } from '../../helpers/consume.js';
 
 interface Seen {
   readonly id: string;
@@ -37,7 +38,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       const topic = uniqueName('dlq');
       const name = uniqueName('dlq');
       const broker = await connect();
-      const handle = await broker.consume({ name, topic, prefetch: 2 }, async (delivery) =>
+      const handle = await consumeWith(broker, { name, topic, prefetch: 2 }, async (delivery) =>
         delivery.attempt === 1 ? { kind: 'retry', delayMs: 100, error: 'busy' } : { kind: 'dead-letter', error: 'no such customer' },
       );
       const event = makeEvent({ topic, key: 'customer-9' });
@@ -65,7 +66,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       const fresh = makeEvent({ topic, key: 'c' });
       const delays: Record<string, number> = { [slow.id]: 8000, [quick.id]: 500 };
       const seen: Seen[] = [];
-      const handle = await broker.consume({ name, topic, prefetch: 5 }, async (delivery) => {
+      const handle = await consumeWith(broker, { name, topic, prefetch: 5 }, async (delivery) => {
         record(seen, delivery);
         const delayMs = delays[delivery.event.id];
         return delivery.attempt === 1 && delayMs ? { kind: 'retry', delayMs, error: 'later' } : ACK;
@@ -91,7 +92,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       expect(Date.now() - closing).toBeLessThan(5000);
 
       const again: Seen[] = [];
-      await broker.consume({ name, topic, prefetch: 5 }, async (delivery) => {
+      await consumeWith(broker, { name, topic, prefetch: 5 }, async (delivery) => {
         record(again, delivery);
         return ACK;
       });
@@ -103,7 +104,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       const topic = uniqueName('held');
       const broker = await connect({ maxDelayedRetries: 2, topics: { [topic]: { partitions: 1 } } });
       const seen: Seen[] = [];
-      await broker.consume({ name: uniqueName('held'), topic, prefetch: 10 }, async (delivery) => {
+      await consumeWith(broker, { name: uniqueName('held'), topic, prefetch: 10 }, async (delivery) => {
         record(seen, delivery);
         return delivery.attempt === 1 ? { kind: 'retry', delayMs: 1500, error: 'later' } : ACK;
       });
@@ -120,7 +121,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       const topic = uniqueName('throws');
       const broker = await connect();
       const seen: Seen[] = [];
-      await broker.consume({ name: uniqueName('throws'), topic, prefetch: 1 }, async (delivery) => {
+      await consumeWith(broker, { name: uniqueName('throws'), topic, prefetch: 1 }, async (delivery) => {
         record(seen, delivery);
         if (delivery.attempt === 1) throw new Error('handler bug');
         return ACK;
@@ -137,7 +138,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       const broker = await connect();
       let release!: () => void;
       const gate = new Promise<void>((resolve) => (release = resolve));
-      const handle = await broker.consume({ name, topic, prefetch: 1 }, async () => {
+      const handle = await consumeWith(broker, { name, topic, prefetch: 1 }, async () => {
         await gate;
         return ACK;
       });
@@ -164,7 +165,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       // Older than the one second the start position allows for clock skew between producers.
       await new Promise((resolve) => setTimeout(resolve, 1500));
       const handled: string[] = [];
-      const consuming = broker.consume({ name: uniqueName('start'), topic, prefetch: 5 }, async (delivery) => {
+      const consuming = consumeWith(broker, { name: uniqueName('start'), topic, prefetch: 5 }, async (delivery) => {
         handled.push(delivery.event.id);
         return ACK;
       });

@@ -5,6 +5,7 @@ import { toCloudEvent } from '../../../src/events/codec.js';
 import { requireBroker } from '../../helpers/brokers.js';
 import { makeEvent, uniqueName } from '../../helpers/events.js';
 import { createKafkaBroker, deleteTopicsCreatedByThisFile, headerText, KAFKA_HOST, KAFKA_PORT, readTopic, withAdmin } from '../../helpers/kafka.js';
+import { consumeWith } from '../../helpers/consume.js';
 
 const { ConfigResourceTypes } = kafkajs;
 
@@ -39,7 +40,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       await broker.connect();
 
       await broker.publish([makeEvent({ topic: tuned }), makeEvent({ topic: plain })]);
-      const handle = await broker.consume({ name: consumer, topic: tuned, prefetch: 1 }, async () => ({ kind: 'ack' }));
+      const handle = await consumeWith(broker, { name: consumer, topic: tuned, prefetch: 1 }, async () => ({ kind: 'ack' }));
       await handle.close();
 
       expect(await topicConfig(tuned)).toEqual({ partitions: 5, retentionMs: '3600000' });

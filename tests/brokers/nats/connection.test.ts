@@ -5,6 +5,7 @@ import type { GatewayEvent } from '../../../src/events/event.js';
 import { silentLogger } from '../../../src/util/logger.js';
 import { makeEvent, uniqueName, waitFor } from '../../helpers/events.js';
 import { freePort, natsOptions, startOwnNatsServer, type OwnNatsServer } from '../../helpers/nats.js';
+import { consumeWith } from '../../helpers/consume.js';
 
 // JetStream servers of this file's own, stopped and started at will.
 describe('NATS connection', () => {
@@ -73,7 +74,7 @@ describe('NATS connection', () => {
     const live: GatewayEvent[] = [];
     const handled: GatewayEvent[] = [];
     await broker.subscribe(topic, (event) => live.push(event));
-    await broker.consume({ name: uniqueName('resume'), topic, prefetch: 5 }, async (d) => {
+    await consumeWith(broker, { name: uniqueName('resume'), topic, prefetch: 5 }, async (d) => {
       handled.push(d.event);
       return { kind: 'ack' };
     });

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ConsumerBinding, Delivery } from '../../../src/brokers/broker.js';
+import type { Delivery } from '../../../src/brokers/broker.js';
 import type { NatsConnector } from '../../../src/brokers/nats/connection.js';
 import { NatsBroker } from '../../../src/brokers/nats/nats-broker.js';
 import { BrokerCapabilityError, BrokerUnavailableError } from '../../../src/errors.js';
@@ -7,6 +7,7 @@ import type { GatewayEvent } from '../../../src/events/event.js';
 import { silentLogger } from '../../../src/util/logger.js';
 import { makeEvent, uniqueName, waitFor } from '../../helpers/events.js';
 import { natsOptions, startOwnNatsServer, type OwnNatsServer } from '../../helpers/nats.js';
+import { type TestBinding, bindingOf, consumeWith } from '../../helpers/consume.js';
 
 // A core-only nats-server (no -js) of this file's own.
 describe('NATS without JetStream', () => {
@@ -22,7 +23,7 @@ describe('NATS without JetStream', () => {
     await broker.connect();
     return broker;
   };
-  const binding = (overrides: Partial<ConsumerBinding> = {}): ConsumerBinding => ({
+  const binding = (overrides: Partial<TestBinding> = {}): TestBinding => ({
     name: uniqueName('core'),
     topic: uniqueName('topic'),
     prefetch: 5,
@@ -61,7 +62,7 @@ describe('NATS without JetStream', () => {
       lag: false,
       durableConsumers: false,
     });
-    const consumer = await broker.consume(binding(), async () => ({ kind: 'ack' }));
+    const consumer = await consumeWith(broker, binding(), async () => ({ kind: 'ack' }));
     expect(await consumer.lag()).toBeNull();
     expect(broker.status()).toEqual({ connected: true, lastError: null });
   });
@@ -88,8 +89,8 @@ describe('NATS without JetStream', () => {
       handled[who].push(d.event.id);
       return { kind: 'ack' as const };
     };
-    await a.consume(shared, handler('a'));
-    await b.consume(shared, handler('b'));
+    await consumeWith(a, shared, handler('a'));
+    await consumeWith(b, shared, handler('b'));
     const events = Array.from({ length: 100 }, () => makeEvent({ topic: shared.topic }));
     await publisher.publish(events);
     await waitFor(() => handled.a.length + handled.b.length === 100, 5000, '100 handled');
@@ -103,7 +104,7 @@ describe('NATS without JetStream', () => {
     const b = binding();
     const handled: string[] = [];
     const fanned: string[] = [];
-    await broker.consume(b, async (d) => {
+    await consumeWith(broker, b, async (d) => {
       handled.push(d.event.id);
       return { kind: 'ack' };
     });
@@ -129,7 +130,7 @@ describe('NATS without JetStream', () => {
     const broker = await connectCore();
     const b = binding();
     const deliveries: { attempt: number; at: number }[] = [];
-    await broker.consume(b, async (d) => {
+    await consumeWith(broker, b, async (d) => {
       deliveries.push({ attempt: d.attempt, at: Date.now() });
       return d.attempt < 3 ? { kind: 'retry', delayMs: 200, error: 'not yet' } : { kind: 'ack' };
     });
@@ -148,10 +149,10 @@ describe('NATS without JetStream', () => {
       into.push(d);
       return { kind: 'ack' as const };
     };
-    await broker.consume(target, record(got.target));
-    await broker.consume(other, record(got.other));
+    await consumeWith(broker, target, record(got.target));
+    await consumeWith(broker, other, record(got.other));
     const event = makeEvent({ topic });
-    await broker.redeliver(target, event);
+    await broker.redeliver(bindingOf(target), event);
     expect(got.target.map((d) => [d.event, d.attempt])).toEqual([[event, 1]]);
     // The replay was taken before redeliver resolved; a later event shows the other consumer is live.
     const marker = makeEvent({ topic });
@@ -160,7 +161,7 @@ describe('NATS without JetStream', () => {
     expect(got.other[0]!.event.id).toBe(marker.id);
 
     const nobody = binding({ topic });
-    const error = await broker.redeliver(nobody, event).then(() => null, (e: unknown) => e);
+    const error = await broker.redeliver(bindingOf(nobody), event).then(() => null, (e: unknown) => e);
     expect(error).toBeInstanceOf(BrokerUnavailableError);
     expect((error as Error).message).toContain(`no process runs consumer ${nobody.name}`);
   });

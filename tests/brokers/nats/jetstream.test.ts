@@ -1,13 +1,14 @@
 import { AckPolicy, DeliverPolicy, type JetStreamManager } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ConsumerBinding, Delivery, Settlement } from '../../../src/brokers/broker.js';
+import type { Delivery, Settlement } from '../../../src/brokers/broker.js';
 import { NatsBroker } from '../../../src/brokers/nats/nats-broker.js';
 import type { GatewayEvent } from '../../../src/events/event.js';
 import { silentLogger } from '../../../src/util/logger.js';
 import { requireBroker } from '../../helpers/brokers.js';
 import { makeEvent, uniqueName, waitFor } from '../../helpers/events.js';
 import { captureLogger, NATS_STREAM, natsOptions, plainClient } from '../../helpers/nats.js';
+import { type TestBinding, bindingOf, consumeWith } from '../../helpers/consume.js';
 
 const backoff = { initialMs: 100, maxMs: 60_000, multiplier: 4, jitter: 0.2 };
 
@@ -24,7 +25,7 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       await broker.connect();
       return broker;
     };
-    const binding = (overrides: Partial<ConsumerBinding> = {}): ConsumerBinding => {
+    const binding = (overrides: Partial<TestBinding> = {}): TestBinding => {
       const name = uniqueName('nats');
       consumers.push(name, `_replay_${name}`);
       return { name, topic: uniqueName('topic'), prefetch: 10, ...overrides };
@@ -59,7 +60,7 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
     it('creates a durable pull consumer as documented, with its replay companion', async () => {
       const broker = await connect({ ackWaitMs: 1000 });
       const b = binding({ types: ['order.created'], maxAttempts: 4, backoff });
-      const consumer = await broker.consume(b, async () => ({ kind: 'ack' }));
+      const consumer = await consumeWith(broker, b, async () => ({ kind: 'ack' }));
       const info = await jsm.consumers.info(NATS_STREAM, b.name);
       expect(info.config).toMatchObject({
         durable_name: b.name,
@@ -77,7 +78,7 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       await consumer.close();
 
       // Attaching again with other types and limits updates the consumer in place.
-      await (await broker.consume({ ...b, types: ['order.created', 'order.paid'], maxAttempts: 2 }, async () => ({ kind: 'ack' }))).close();
+      await (await consumeWith(broker, { ...b, types: ['order.created', 'order.paid'], maxAttempts: 2 }, async () => ({ kind: 'ack' }))).close();
       const updated = await jsm.consumers.info(NATS_STREAM, b.name);
       expect(updated.config).toMatchObject({ filter_subject: `events.${b.topic}.>`, max_deliver: 7 });
     });
@@ -91,7 +92,7 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       });
       await nc.flush();
       const deliveries: Delivery[] = [];
-      await broker.consume(
+      await consumeWith(broker, 
         b,
         record(deliveries, (d) =>
           d.attempt < 2 ? { kind: 'retry', delayMs: 50, error: 'again' } : { kind: 'dead-letter', error: 'gave up' },
@@ -115,7 +116,7 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       const b = binding({ maxAttempts: 2 });
       const deliveries: Delivery[] = [];
       // A handler that never lets the pipeline decide, as a process dying mid-delivery would.
-      await broker.consume(b, record(deliveries, () => ({ kind: 'retry', delayMs: 10, error: 'again' })));
+      await consumeWith(broker, b, record(deliveries, () => ({ kind: 'retry', delayMs: 10, error: 'again' })));
       const event = makeEvent({ topic: b.topic });
       await broker.publish([event]);
       const message = 'NATS gave up on a message after max_deliver deliveries without a settlement';
@@ -130,14 +131,14 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       const a = binding({ topic });
       const b = binding({ topic });
       const got = { a: [] as Delivery[], b: [] as Delivery[], live: [] as GatewayEvent[] };
-      await broker.consume(a, record(got.a));
-      await broker.consume(b, record(got.b));
+      await consumeWith(broker, a, record(got.a));
+      await consumeWith(broker, b, record(got.b));
       await broker.subscribe(topic, (event) => got.live.push(event));
       const event = makeEvent({ topic });
       await broker.publish([event]);
       await waitFor(() => got.a.length === 1 && got.b.length === 1 && got.live.length === 1, 5000, 'first delivery');
 
-      await broker.redeliver(a, event);
+      await broker.redeliver(bindingOf(a), event);
       await waitFor(() => got.a.length === 2, 5000, 'the replay');
       expect(got.a[1]).toMatchObject({ event, attempt: 1 });
       // Anything the replay reached would arrive before a later event: stream order.
@@ -154,7 +155,7 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       let running = 0;
       let most = 0;
       let handled = 0;
-      await broker.consume(b, async () => {
+      await consumeWith(broker, b, async () => {
         most = Math.max(most, ++running);
         await new Promise((r) => setTimeout(r, 30));
         running--;
@@ -170,7 +171,7 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       const broker = await connect({ ackWaitMs: 600 });
       const b = binding();
       const deliveries: Delivery[] = [];
-      await broker.consume(b, async (d) => {
+      await consumeWith(broker, b, async (d) => {
         deliveries.push(d);
         await new Promise((r) => setTimeout(r, 2000));
         return { kind: 'ack' };
@@ -187,7 +188,7 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       const b = binding({ prefetch: 2 });
       const started: string[] = [];
       const finished: string[] = [];
-      const consumer = await broker.consume(b, async (d) => {
+      const consumer = await consumeWith(broker, b, async (d) => {
         started.push(d.event.id);
         await new Promise((r) => setTimeout(r, 300));
         finished.push(d.event.id);
@@ -207,7 +208,7 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       expect(info.num_pending).toBe(6 - finished.length);
 
       const rest: string[] = [];
-      await broker.consume(b, async (d) => {
+      await consumeWith(broker, b, async (d) => {
         rest.push(d.event.id);
         return { kind: 'ack' };
       });

@@ -1,11 +1,12 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { BrokerConnectionStatus, ConsumerBinding } from '../../../src/brokers/broker.js';
+import type { BrokerConnectionStatus } from '../../../src/brokers/broker.js';
 import type { RabbitMqBroker, RabbitMqBrokerOptions } from '../../../src/brokers/rabbitmq/rabbitmq-broker.js';
 import { BrokerUnavailableError, ConfigError, PublishError } from '../../../src/errors.js';
 import type { GatewayEvent } from '../../../src/events/event.js';
 import { sleep } from '../../../src/util/backoff.js';
 import { requireBroker } from '../../helpers/brokers.js';
 import { makeEvent, uniqueName, waitFor } from '../../helpers/events.js';
+import { type TestBinding, consumeWith } from '../../helpers/consume.js';
 import {
   closeConnectionNamed,
   createRabbitMqBroker,
@@ -31,15 +32,15 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       await broker.connect();
       return broker;
     };
-    const binding = (prefetch = 5): ConsumerBinding => {
+    const binding = (prefetch = 5): TestBinding => {
       const name = uniqueName('rec');
       consumers.add(name);
       return { name, topic: uniqueName('t'), prefetch };
     };
     /** A consumer that records the ids it handles. */
-    const recording = async (broker: RabbitMqBroker, b: ConsumerBinding) => {
+    const recording = async (broker: RabbitMqBroker, b: TestBinding) => {
       const handled: string[] = [];
-      await broker.consume(b, async ({ event }) => {
+      await consumeWith(broker, b, async ({ event }) => {
         handled.push(event.id);
         return { kind: 'ack' };
       });
@@ -155,7 +156,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       let release!: () => void;
       const gate = new Promise<void>((resolve) => (release = resolve));
       let entered = false;
-      await broker.consume(b, async () => {
+      await consumeWith(broker, b, async () => {
         entered = true;
         await gate;
         return { kind: 'ack' };

@@ -1,10 +1,11 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { ConsumerBinding, Settlement } from '../../../src/brokers/broker.js';
+import type { Settlement } from '../../../src/brokers/broker.js';
 import type { RabbitMqBroker, RabbitMqBrokerOptions } from '../../../src/brokers/rabbitmq/rabbitmq-broker.js';
 import { ConfigError } from '../../../src/errors.js';
 import type { GatewayEvent } from '../../../src/events/event.js';
 import { requireBroker } from '../../helpers/brokers.js';
 import { makeEvent, uniqueName, waitFor } from '../../helpers/events.js';
+import { type TestBinding, consumeWith } from '../../helpers/consume.js';
 import {
   createRabbitMqBroker,
   deleteRabbitMqObjects,
@@ -27,7 +28,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       await broker.connect();
       return broker;
     };
-    const binding = (overrides: Partial<ConsumerBinding> = {}): ConsumerBinding => {
+    const binding = (overrides: Partial<TestBinding> = {}): TestBinding => {
       const name = overrides.name ?? uniqueName('topo');
       consumers.add(name);
       return { name, topic: uniqueName('t'), prefetch: 5, ...overrides };
@@ -44,7 +45,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       const typed = binding({ topic: all.topic, types: ['order.created', 'order.paid'] });
       const received: Record<string, string[]> = { [all.name]: [], [typed.name]: [] };
       for (const b of [all, typed]) {
-        await broker.consume(b, async ({ event }) => {
+        await consumeWith(broker, b, async ({ event }) => {
           received[b.name]!.push(event.type);
           return { kind: 'ack' };
         });
@@ -69,7 +70,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       const broker = await connect();
       const b = binding();
       const attempts: number[] = [];
-      await broker.consume(b, async ({ attempt }): Promise<Settlement> => {
+      await consumeWith(broker, b, async ({ attempt }): Promise<Settlement> => {
         attempts.push(attempt);
         return attempt < 3 ? { kind: 'retry', delayMs: 300, error: `attempt ${attempt} failed` } : { kind: 'ack' };
       });
@@ -90,7 +91,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       const attempts: number[] = [];
       let deleted!: () => void;
       const queueGone = new Promise<void>((resolve) => (deleted = resolve));
-      await broker.consume(b, async ({ attempt }): Promise<Settlement> => {
+      await consumeWith(broker, b, async ({ attempt }): Promise<Settlement> => {
         attempts.push(attempt);
         // The second attempt answers only once the queue the first retry went through is gone.
         if (attempt === 2) await queueGone;
@@ -117,7 +118,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       const broker = await connect();
       const b = binding();
       const calls: string[] = [];
-      await broker.consume(b, async ({ event, attempt }): Promise<Settlement> => {
+      await consumeWith(broker, b, async ({ event, attempt }): Promise<Settlement> => {
         calls.push(event.id);
         if (event.type === 'marker') return { kind: 'ack' };
         return attempt === 1 ? { kind: 'retry', delayMs: 50, error: 'first try failed' } : { kind: 'dead-letter', error: 'boom: no such order' };
@@ -158,7 +159,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       const seen: { id: string; attempt: number; at: number }[] = [];
       const slow = makeEvent({ topic: b.topic });
       const fast = makeEvent({ topic: b.topic });
-      await broker.consume(b, async ({ event, attempt }): Promise<Settlement> => {
+      await consumeWith(broker, b, async ({ event, attempt }): Promise<Settlement> => {
         seen.push({ id: event.id, attempt, at: Date.now() });
         if (attempt > 1) return { kind: 'ack' };
         return { kind: 'retry', delayMs: event.id === slow.id ? 3000 : 100, error: 'later' };
@@ -197,7 +198,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       const topic = uniqueName('t');
       const broker = await connect({ topics: { [topic]: { ttlMs: 60_000 } } });
       const b = binding({ topic });
-      await broker.consume(b, async () => ({ kind: 'ack' }));
+      await consumeWith(broker, b, async () => ({ kind: 'ack' }));
       await broker.subscribe(topic, () => undefined);
       const queues = await listQueues();
       const fanOut = (await listBindings()).find((r) => r.source_name === exchange && r.destination_name.startsWith('amq.gen-') && r.routing_key === `${topic}.#`);
@@ -217,14 +218,14 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
         await client.close();
       }
       const broker = await connect({ topics: { [topic]: { ttlMs: 5000 } } });
-      const attempt = broker.consume(b, async () => ({ kind: 'ack' }));
+      const attempt = consumeWith(broker, b, async () => ({ kind: 'ack' }));
       await expect(attempt).rejects.toBeInstanceOf(ConfigError);
       await expect(attempt).rejects.toThrow(new RegExp(`queue "${b.name}" already exists with a different x-message-ttl`));
 
       // The refusal closed one channel, not the connection: other consumers still work.
       const other = binding({ topic });
       const handled: string[] = [];
-      await broker.consume(other, async ({ event }) => {
+      await consumeWith(broker, other, async ({ event }) => {
         handled.push(event.id);
         return { kind: 'ack' };
       });

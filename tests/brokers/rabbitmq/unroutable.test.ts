@@ -6,6 +6,7 @@ import { gql, startTestApp } from '../../helpers/app.js';
 import { requireBroker } from '../../helpers/brokers.js';
 import { makeEvent, uniqueName, waitFor } from '../../helpers/events.js';
 import { createRabbitMqBroker, deleteRabbitMqObjects } from '../../helpers/rabbitmq.js';
+import { consumeWith } from '../../helpers/consume.js';
 
 type TestApp = Awaited<ReturnType<typeof startTestApp>>;
 
@@ -70,7 +71,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       consumers.add(name);
       const broker = await connect();
       const handled: string[] = [];
-      await broker.consume({ name, topic, prefetch: 1 }, async ({ event }) => {
+      await consumeWith(broker, { name, topic, prefetch: 1 }, async ({ event }) => {
         handled.push(event.id);
         return { kind: 'ack' };
       });
