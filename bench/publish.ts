@@ -60,13 +60,15 @@ function load(spec: LoadSpec): Promise<LoadResult> {
 /** What a broker needs so that the gateway's events are routable and confirmed. */
 async function prepareBroker(broker: string, topic: string): Promise<() => Promise<void>> {
   if (broker !== 'rabbitmq') return async () => undefined;
-  // RabbitMQ returns events no queue is bound for; bind one as a consumer's queue would be.
+  // RabbitMQ returns events no queue is bound for; bind one as a consumer's queue would be, and
+  // read it as a consumer would: a queue that only grows makes RabbitMQ page to disk and slow down.
   const connection = await amqpConnect(settings.rabbitmq.url);
   const channel = await connection.createChannel();
   await channel.assertExchange(settings.rabbitmq.exchange, 'topic', { durable: true });
   const queue = `bench.${topic}`;
   await channel.assertQueue(queue, { durable: true });
   await channel.bindQueue(queue, settings.rabbitmq.exchange, `${topic}.#`);
+  await channel.consume(queue, () => undefined, { noAck: true });
   return async () => {
     await channel.deleteQueue(queue);
     await connection.close();

@@ -24,7 +24,7 @@ const RECHECK_MS = 1000;
 
 /**
  * Pulls one durable consumer: one fetch at a time, each for as many messages as the loop has room
- * for once it has room for half of `limit`, so messages arrive in stream order and this process
+ * for once it has room for a quarter of `limit`, so messages arrive in stream order and this process
  * never holds more than `limit` unsettled. Failed pulls (server restarting, consumer deleted) are retried with backoff once the
  * connection is back, re-creating the consumer first.
  */
@@ -61,9 +61,9 @@ export class PullLoop {
   private async run(): Promise<void> {
     const { signal } = this.stopping;
     let failures = 0;
-    // Pull in chunks of at least half the window: a pull per settled message would cost a round
-    // trip to the server each.
-    const chunk = Math.max(1, Math.floor(this.options.limit / 2));
+    // Pull in chunks of a quarter of the window: a pull per settled message would cost a round
+    // trip to the server each, and waiting for half of it empties the runtime's queue first.
+    const chunk = Math.max(1, Math.floor(this.options.limit / 4));
     while (!signal.aborted) {
       const room = this.options.limit - this.unsettled;
       if (room < chunk) {

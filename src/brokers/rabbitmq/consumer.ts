@@ -3,6 +3,7 @@ import type { Logger } from '../../util/logger.js';
 import type { ConsumerBinding, ConsumerHandle, DeliverySink } from '../broker.js';
 import { decodeDelivery, parseAttempt } from '../delivery.js';
 import { ATTEMPT_HEADER } from '../headers.js';
+import { RabbitMqAcker } from './ack-batch.js';
 import { ChannelPart, type ConnectionLink } from './channel-part.js';
 import { settle } from './settlement.js';
 import type { Topology } from './topology.js';
@@ -60,6 +61,8 @@ export class DurableConsumer extends ChannelPart<ConfirmChannel> implements Cons
         }
       }
       await this.sink.idle();
+      // Acks still gathered for this turn go out before the channel closes.
+      if (channel) RabbitMqAcker.of(channel, this.logger).flush();
     });
   }
 
@@ -80,6 +83,7 @@ export class DurableConsumer extends ChannelPart<ConfirmChannel> implements Cons
       this.setUpAgain(channel);
       return;
     }
+    RabbitMqAcker.of(channel, this.logger).received(message);
     const { headers, messageId } = message.properties;
     const delivery = decodeDelivery(message.content, {
       topic: this.binding.topic,

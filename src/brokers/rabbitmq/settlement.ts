@@ -3,6 +3,7 @@ import { sleep } from '../../util/backoff.js';
 import type { Logger } from '../../util/logger.js';
 import type { Delivery, Settlement } from '../broker.js';
 import { ATTEMPT_HEADER, CONSUMER_HEADER, ERROR_HEADER, errorHeaderValue } from '../headers.js';
+import { RabbitMqAcker } from './ack-batch.js';
 import { ConfirmedSender } from './confirms.js';
 import { forwardedProperties } from './message.js';
 import { retryBucket, type Topology } from './topology.js';
@@ -23,6 +24,7 @@ export interface SettleContext {
  * Carries out a handler's settlement on the channel the message came from. A retry or a dead
  * letter is a copy sent (and confirmed) to `<consumer>.retry.<bucket>` or `<consumer>.dlq` first;
  * only then is the original acknowledged, so a crash in between leaves a duplicate, never a loss.
+ * Acks of one channel go out together at the end of the turn of the event loop (`RabbitMqAcker`).
  * Never throws: a failed settlement is logged and the message goes back to the queue.
  */
 export async function settle(
@@ -32,10 +34,11 @@ export async function settle(
   settlement: Settlement,
   context: SettleContext,
 ): Promise<void> {
+  const acker = RabbitMqAcker.of(channel, context.logger);
   try {
     if (settlement.kind === 'retry') await sendToRetry(channel, message, delivery, settlement, context);
     else if (settlement.kind === 'dead-letter') await sendToDeadLetterQueue(channel, message, delivery, settlement.error, context);
-    channel.ack(message);
+    acker.ack(message);
   } catch (error) {
     context.topology.forget(channel);
     context.logger.error(
@@ -44,7 +47,7 @@ export async function settle(
     );
     await sleep(REQUEUE_AFTER_FAILURE_MS);
     try {
-      channel.nack(message, false, true);
+      acker.requeue(message);
     } catch (nackError) {
       // The channel is gone, and with it the delivery: RabbitMQ has put the message back already.
       context.logger.debug({ err: nackError, eventId: delivery.event.id }, 'channel closed before the delivery was settled');
