@@ -57,6 +57,19 @@ export class StoreUnavailableError extends GatewayError {
   override readonly expose = true;
 }
 
+/**
+ * A subscription cannot resume where the client asked: the broker no longer keeps the events
+ * after that cursor (retention, a restart of a broker that keeps nothing, a stream made anew).
+ * Resuming from it would leave a gap, so the subscription is refused instead.
+ */
+export class CursorExpiredError extends GatewayError {
+  override readonly code = 'CURSOR_EXPIRED';
+  override readonly expose = true;
+}
+
+/** A cursor that is not one this gateway made, or points past the end of its log. */
+export class InvalidCursorError extends InvalidInputError {}
+
 /** The broker could not be reached or did not confirm. */
 export class BrokerUnavailableError extends GatewayError {
   override readonly code = 'BROKER_UNAVAILABLE';

@@ -17,6 +17,36 @@ export interface BrokerFeatures {
   readonly lag: boolean;
   /** Durable consumers (ack, delayed retry, dead-letter) are available. */
   readonly durableConsumers: boolean;
+  /**
+   * Fan-out subscriptions carry log positions and can start after a given point
+   * (`FanOutOptions.after`): a subscriber resumes where it left off.
+   */
+  readonly replay: boolean;
+}
+
+/**
+ * Where an event sits in its topic's log at the broker: `partition` names a part of the log with an
+ * order of its own (a Kafka partition; "" where the topic is one log), `offset` grows with every
+ * event in that part (not always by one).
+ */
+export interface LogPosition {
+  readonly partition: string;
+  readonly offset: number;
+}
+
+/** A point in a topic's log: for each partition it names, the offset of the last event before it. */
+export type LogPoint = Readonly<Record<string, number>>;
+
+export interface FanOutOptions {
+  /**
+   * Deliver the events after this point first, in log order per partition, then live ones. `log`
+   * is the identity a subscription of this topic reported (`Subscription.log`): a point in another
+   * log (a stream deleted and made again, a memory broker that restarted) is refused with
+   * `CursorExpiredError`, and so is one older than what the broker keeps; a point past the end of
+   * the log is refused with `InvalidCursorError`. Partitions the point does not name start at
+   * their beginning.
+   */
+  readonly after?: { readonly log: string; readonly point: LogPoint };
 }
 
 /** What a durable consumer asks of the broker: where its messages come from. */
@@ -108,6 +138,17 @@ export interface ConsumerHandle {
 }
 
 export interface Subscription {
+  /**
+   * Identity of the log the positions belong to, for a resume point to name; null where events
+   * carry no position (a broker without replay).
+   */
+  readonly log: string | null;
+  /**
+   * The point after which this subscription delivers, for partitions where the broker told: a
+   * subscription from "now" starts after the log's end as it was then; one with `after` starts
+   * there.
+   */
+  readonly start: LogPoint;
   /** Stops delivery. Resolves, never rejects. */
   close(): Promise<void>;
 }
@@ -145,11 +186,14 @@ export interface Broker {
   publish(events: readonly GatewayEvent[]): Promise<void>;
 
   /**
-   * Ephemeral fan-out: calls `onEvent` for events published to `topic` from now on, at most once
-   * each, without joining any durable consumer. The gateway opens one per topic per process and
-   * shares it between all GraphQL subscribers (see `SubscriptionHub`).
+   * Ephemeral fan-out: calls `onEvent` for events published to `topic` from now on (or after
+   * `options.after`), at most once each, in log order per partition, without joining any durable
+   * consumer. Each event comes with its position in the log when the broker has `replay`, else
+   * null. The gateway opens one per topic per process and shares it between all GraphQL
+   * subscribers, plus one per subscriber that resumes until it has caught up
+   * (see `SubscriptionHub`).
    */
-  subscribe(topic: string, onEvent: (event: GatewayEvent) => void): Promise<Subscription>;
+  subscribe(topic: string, onEvent: (event: GatewayEvent, position: LogPosition | null) => void, options?: FanOutOptions): Promise<Subscription>;
 
   /**
    * Attaches to the durable consumer `binding.name`, creating it on first use, and hands its

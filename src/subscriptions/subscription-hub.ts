@@ -1,13 +1,38 @@
-import type { Broker, Subscription } from '../brokers/broker.js';
-import { GatewayError } from '../errors.js';
+import type { Broker, LogPoint, LogPosition, Subscription } from '../brokers/broker.js';
+import { CursorExpiredError, GatewayError } from '../errors.js';
 import { encodeEvent } from '../events/codec.js';
 import type { GatewayEvent } from '../events/event.js';
 import type { Logger } from '../util/logger.js';
+import { decodeSubscriptionCursor, encodeSubscriptionCursor } from './cursor.js';
 
 /** A subscriber fell further behind than its buffer allows and was cut off. */
 export class SubscriberOverflowError extends GatewayError {
   override readonly code = 'SUBSCRIBER_TOO_SLOW';
   override readonly expose = true;
+}
+
+/** One event as a subscriber receives it, with the cursor to resume after it. */
+export interface DeliveredEvent {
+  readonly event: GatewayEvent;
+  /** Opaque; null where the broker keeps no positions (core NATS). */
+  readonly cursor: string | null;
+}
+
+export interface AttachOptions {
+  /** Only these event types; absent or empty: all. */
+  readonly types?: readonly string[] | null | undefined;
+  /** Resume after this cursor: the events after it first, then live ones. */
+  readonly after?: string | null | undefined;
+  /**
+   * For a resuming attachment: called once it has caught up with the topic's shared feed (see
+   * `attach`); the attachment then delivers nothing more and is closed.
+   */
+  readonly onCaughtUp?: () => void;
+}
+
+/** One subscriber's hold on a topic. */
+export interface Attachment {
+  close(): void;
 }
 
 export interface SubscriptionHubOptions {
@@ -23,69 +48,282 @@ export interface SubscriptionHubOptions {
   bufferBytes?: number;
 }
 
-interface Bounds {
-  readonly events: number;
-  readonly bytes: number;
-}
+type FeedListener = (delivered: DeliveredEvent, position: LogPosition | null) => void;
 
-export interface EventStream extends AsyncIterableIterator<GatewayEvent> {
-  /** Ends the stream; pending `next()` calls resolve as done. */
-  close(): void;
-}
-
-interface TopicEntry {
-  readonly subscribers: Set<Subscriber>;
-  /** The one broker subscription for this topic in this process. */
+/**
+ * The one broker subscription of a topic in this process, shared by every subscriber of the
+ * topic: opened with the first, closed with the last. It knows where it is in the broker's log
+ * (`head`: per partition, the offset of the last event it delivered, or where it started), which
+ * is what a resuming subscriber catches up with.
+ */
+class TopicFeed {
+  readonly listeners = new Set<FeedListener>();
   readonly ready: Promise<Subscription>;
+  readonly head = new Map<string, number>();
+  log: string | null = null;
+
+  constructor(broker: Broker, topic: string) {
+    this.ready = broker
+      .subscribe(topic, (event, position) => {
+        if (position) this.head.set(position.partition, position.offset);
+        const delivered: DeliveredEvent = { event, cursor: this.cursor() };
+        for (const listener of this.listeners) listener(delivered, position);
+      })
+      .then((subscription) => {
+        this.log = subscription.log;
+        for (const [partition, offset] of Object.entries(subscription.start)) if (!this.head.has(partition)) this.head.set(partition, offset);
+        return subscription;
+      });
+  }
+
+  cursor(): string | null {
+    return this.log === null ? null : encodeSubscriptionCursor({ log: this.log, point: Object.fromEntries(this.head) });
+  }
+
+  /** True when `point` names exactly where this feed is: nothing delivered on one side is missing on the other. */
+  isAt(point: ReadonlyMap<string, number>): boolean {
+    if (point.size !== this.head.size) return false;
+    for (const [partition, offset] of this.head) if (point.get(partition) !== offset) return false;
+    return true;
+  }
 }
 
-class Subscriber implements EventStream {
-  private readonly buffer: GatewayEvent[] = [];
+/**
+ * Fan-out of broker messages to GraphQL subscribers: one broker subscription per topic per
+ * process (`TopicFeed`), shared by every subscriber of that topic.
+ *
+ * A subscriber that resumes after a cursor gets a broker subscription of its own, starting there,
+ * until it has caught up with the shared feed: the moment its own position and the feed's are the
+ * same point of the log, it switches over and its own subscription closes. Until then it receives
+ * from its own subscription only, so nothing is missed at the handover and nothing is repeated.
+ * Positions are the broker's (stream sequences, partition offsets), so a cursor from one gateway
+ * process resumes on any other one on the same broker.
+ */
+export class SubscriptionHub {
+  private readonly topics = new Map<string, TopicFeed>();
+  private readonly bounds: { readonly events: number; readonly bytes: number };
+  private readonly closing = new Set<Promise<void>>();
+  private readonly streams = new Set<EventStream>();
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly logger: Logger,
+    options: SubscriptionHubOptions = {},
+  ) {
+    this.bounds = { events: options.bufferSize ?? 1000, bytes: options.bufferBytes ?? 4 * 1024 * 1024 };
+  }
+
+  /**
+   * Calls `onEvent` for every event of `topic` (of `types`) from now on, or after `after` first.
+   * Resolves once the broker subscriptions are live, so no later event is missed. Rejects with
+   * `CursorExpiredError` / `InvalidCursorError` for a cursor the broker cannot resume from.
+   */
+  async attach(topic: string, onEvent: (delivered: DeliveredEvent) => void, options: AttachOptions = {}): Promise<Attachment> {
+    const types = options.types?.length ? new Set(options.types) : undefined;
+    const wanted = types ? (d: DeliveredEvent) => types.has(d.event.type) : () => true;
+    const feed = this.feedOf(topic);
+    let listener: FeedListener | undefined;
+    const detach = () => {
+      if (listener) feed.listeners.delete(listener);
+      listener = undefined;
+      this.releaseIfUnused(topic, feed);
+    };
+    if (!options.after) {
+      listener = (delivered) => {
+        if (wanted(delivered)) onEvent(delivered);
+      };
+      feed.listeners.add(listener);
+      try {
+        await feed.ready;
+      } catch (error) {
+        detach();
+        throw error;
+      }
+      return { close: detach };
+    }
+    const listen = (l: FeedListener) => {
+      listener = l;
+      feed.listeners.add(l);
+    };
+    return this.resume(topic, feed, options.after, { onEvent, wanted, onCaughtUp: options.onCaughtUp, listen, detach });
+  }
+
+  /**
+   * `attach` as an async iterator with the subscriber's bounded buffer, for callers that pull
+   * (GraphQL execution per subscriber). Past `SUBSCRIBER_BUFFER` events or bytes waiting, the
+   * next read fails with `SubscriberOverflowError`.
+   */
+  async subscribe(topic: string, options: Omit<AttachOptions, 'onCaughtUp'> = {}): Promise<EventStream> {
+    const stream = new EventStream(this.bounds, (s) => this.streams.delete(s));
+    try {
+      stream.attachment = await this.attach(topic, (delivered) => stream.push(delivered), options);
+    } catch (error) {
+      stream.close();
+      throw error;
+    }
+    this.streams.add(stream);
+    return stream;
+  }
+
+  /** Topics with a live broker subscription, and how many subscribers share each. */
+  stats(): { topic: string; subscribers: number }[] {
+    return [...this.topics].map(([topic, feed]) => ({ topic, subscribers: feed.listeners.size }));
+  }
+
+  /** Ends every subscriber and closes the broker subscriptions. */
+  async close(): Promise<void> {
+    for (const stream of [...this.streams]) stream.close();
+    for (const [topic, feed] of [...this.topics]) {
+      feed.listeners.clear();
+      this.releaseIfUnused(topic, feed);
+    }
+    await Promise.all([...this.closing]);
+  }
+
+  private async resume(
+    topic: string,
+    feed: TopicFeed,
+    cursor: string,
+    hooks: {
+      onEvent: (delivered: DeliveredEvent) => void;
+      wanted: (delivered: DeliveredEvent) => boolean;
+      onCaughtUp: (() => void) | undefined;
+      listen: (listener: FeedListener) => void;
+      detach: () => void;
+    },
+  ): Promise<Attachment> {
+    const { log, point } = decodeSubscriptionCursor(cursor);
+    /** Where this subscriber is: per partition, the offset of the last event it was handed. */
+    const at = new Map(Object.entries(point));
+    let own: Subscription | undefined;
+    let state: 'catching up' | 'live' | 'closed' = 'catching up';
+    const closeOwn = () => {
+      const subscription = own;
+      own = undefined;
+      if (subscription) this.track(subscription.close());
+    };
+    const caughtUp = () => {
+      if (state !== 'catching up' || !own || !feed.isAt(at)) return;
+      closeOwn();
+      if (hooks.onCaughtUp) {
+        state = 'closed';
+        hooks.detach();
+        hooks.onCaughtUp();
+      } else {
+        state = 'live';
+      }
+    };
+    // Registered before the own subscription opens: from here on every feed event is seen, and the
+    // feed's listeners run in order, so a subscriber switching over on an event after someone else
+    // already forwarded it (the shared execution of its group) does not get it twice.
+    hooks.listen((delivered) => {
+      if (state === 'live') {
+        if (hooks.wanted(delivered)) hooks.onEvent(delivered);
+      } else caughtUp();
+    });
+    try {
+      const shared = await feed.ready;
+      if (shared.log === null) {
+        throw new CursorExpiredError(`the ${this.broker.kind} broker keeps no positions to resume from; subscribe without "after"`);
+      }
+      own = await this.broker.subscribe(
+        topic,
+        (event, position) => {
+          if (state !== 'catching up' || !position) return;
+          if (position.offset <= (at.get(position.partition) ?? -1)) return;
+          at.set(position.partition, position.offset);
+          const delivered: DeliveredEvent = { event, cursor: encodeSubscriptionCursor({ log: shared.log!, point: Object.fromEntries(at) as LogPoint }) };
+          if (hooks.wanted(delivered)) hooks.onEvent(delivered);
+          caughtUp();
+        },
+        { after: { log, point } },
+      );
+      if (state === 'closed') closeOwn();
+      // A subscriber that was already where the feed is (nothing published since) is live at once.
+      caughtUp();
+    } catch (error) {
+      state = 'closed';
+      hooks.detach();
+      throw error;
+    }
+    return {
+      close: () => {
+        state = 'closed';
+        closeOwn();
+        hooks.detach();
+      },
+    };
+  }
+
+  private feedOf(topic: string): TopicFeed {
+    let feed = this.topics.get(topic);
+    if (!feed) {
+      feed = new TopicFeed(this.broker, topic);
+      this.topics.set(topic, feed);
+      const created = feed;
+      feed.ready.catch((error: unknown) => {
+        this.logger.error({ err: error, topic }, 'could not subscribe to topic');
+        if (this.topics.get(topic) === created) this.topics.delete(topic);
+      });
+    }
+    return feed;
+  }
+
+  private releaseIfUnused(topic: string, feed: TopicFeed): void {
+    if (feed.listeners.size > 0 || this.topics.get(topic) !== feed) return;
+    this.topics.delete(topic);
+    this.track(feed.ready.then((subscription) => subscription.close(), () => undefined));
+  }
+
+  private track(closing: Promise<void>): void {
+    this.closing.add(closing);
+    void closing.finally(() => this.closing.delete(closing));
+  }
+}
+
+/**
+ * A subscriber that pulls: pushed events wait in a bounded buffer. A reader waiting gets events at
+ * once; past the bounds the stream ends with `SubscriberOverflowError` instead of growing memory.
+ */
+export class EventStream implements AsyncIterableIterator<DeliveredEvent> {
+  attachment: Attachment | undefined;
+  private readonly buffer: DeliveredEvent[] = [];
   private bufferedBytes = 0;
-  private waiting: ((result: IteratorResult<GatewayEvent>) => void) | undefined;
+  private waiting: ((result: IteratorResult<DeliveredEvent>) => void) | undefined;
   private done = false;
   private error: Error | undefined;
 
   constructor(
-    private readonly types: ReadonlySet<string> | undefined,
-    private readonly bounds: Bounds,
-    private readonly onClose: (subscriber: Subscriber) => void,
+    private readonly bounds: { readonly events: number; readonly bytes: number },
+    private readonly onClose: (stream: EventStream) => void,
   ) {}
 
-  push(event: GatewayEvent): void {
-    if (this.done || (this.types && !this.types.has(event.type))) return;
+  push(delivered: DeliveredEvent): void {
+    if (this.done) return;
     if (this.waiting) {
       const resolve = this.waiting;
       this.waiting = undefined;
-      resolve({ value: event, done: false });
+      resolve({ value: delivered, done: false });
       return;
     }
     // The encoded body is cached on the event, so every subscriber of a topic shares one encoding.
-    const size = encodeEvent(event).byteLength;
+    const size = encodeEvent(delivered.event).byteLength;
     if (this.buffer.length >= this.bounds.events || this.bufferedBytes + size > this.bounds.bytes) {
-      this.fail(
-        new SubscriberOverflowError(
-          `subscriber too slow: more than ${this.bounds.events} events or ${this.bounds.bytes} bytes waiting for it`,
-        ),
+      this.error = new SubscriberOverflowError(
+        `subscriber too slow: more than ${this.bounds.events} events or ${this.bounds.bytes} bytes waiting for it`,
       );
+      this.finish();
       return;
     }
-    this.buffer.push(event);
+    this.buffer.push(delivered);
     this.bufferedBytes += size;
   }
 
-  /** Only reached with nobody waiting (a waiting reader takes events at once): the reader meets the error next. */
-  private fail(error: Error): void {
-    if (this.done) return;
-    this.error = error;
-    this.finish();
-  }
-
-  next(): Promise<IteratorResult<GatewayEvent>> {
-    const event = this.buffer.shift();
-    if (event) {
-      this.bufferedBytes -= encodeEvent(event).byteLength;
-      return Promise.resolve({ value: event, done: false });
+  next(): Promise<IteratorResult<DeliveredEvent>> {
+    const delivered = this.buffer.shift();
+    if (delivered) {
+      this.bufferedBytes -= encodeEvent(delivered.event).byteLength;
+      return Promise.resolve({ value: delivered, done: false });
     }
     if (this.error) {
       const error = this.error;
@@ -98,7 +336,7 @@ class Subscriber implements EventStream {
     });
   }
 
-  async return(): Promise<IteratorResult<GatewayEvent>> {
+  async return(): Promise<IteratorResult<DeliveredEvent>> {
     this.close();
     return { value: undefined, done: true };
   }
@@ -119,76 +357,7 @@ class Subscriber implements EventStream {
     this.done = true;
     this.buffer.length = 0;
     this.bufferedBytes = 0;
+    this.attachment?.close();
     this.onClose(this);
-  }
-}
-
-/**
- * Fan-out of broker messages to GraphQL subscribers: one broker subscription per topic per
- * process, shared by every subscriber of that topic, opened with the first subscriber and closed
- * with the last. Each subscriber has its own bounded buffer, so one slow reader cannot hold
- * events for the others or grow memory without limit.
- */
-export class SubscriptionHub {
-  private readonly topics = new Map<string, TopicEntry>();
-  private readonly bounds: Bounds;
-  private readonly closing = new Set<Promise<void>>();
-
-  constructor(
-    private readonly broker: Broker,
-    private readonly logger: Logger,
-    options: SubscriptionHubOptions = {},
-  ) {
-    this.bounds = { events: options.bufferSize ?? 1000, bytes: options.bufferBytes ?? 4 * 1024 * 1024 };
-  }
-
-  /** Resolves once the broker subscription for `topic` is live, so no later event is missed. */
-  async subscribe(topic: string, options: { types?: readonly string[] | null | undefined } = {}): Promise<EventStream> {
-    const types = options.types?.length ? new Set(options.types) : undefined;
-    let entry = this.topics.get(topic);
-    const subscriber = new Subscriber(types, this.bounds, (s) => this.leave(topic, s));
-    if (!entry) {
-      const subscribers = new Set<Subscriber>();
-      const ready = this.broker.subscribe(topic, (event) => {
-        for (const s of subscribers) s.push(event);
-      });
-      entry = { subscribers, ready };
-      this.topics.set(topic, entry);
-      ready.catch((error: unknown) => {
-        this.logger.error({ err: error, topic }, 'could not subscribe to topic');
-        if (this.topics.get(topic) === entry) this.topics.delete(topic);
-      });
-    }
-    entry.subscribers.add(subscriber);
-    try {
-      await entry.ready;
-    } catch (error) {
-      entry.subscribers.delete(subscriber);
-      throw error;
-    }
-    return subscriber;
-  }
-
-  /** Topics with a live broker subscription, and how many subscribers share each. */
-  stats(): { topic: string; subscribers: number }[] {
-    return [...this.topics].map(([topic, entry]) => ({ topic, subscribers: entry.subscribers.size }));
-  }
-
-  /** Ends every subscriber and closes the broker subscriptions. */
-  async close(): Promise<void> {
-    for (const entry of [...this.topics.values()]) for (const s of [...entry.subscribers]) s.close();
-    await Promise.all([...this.closing]);
-  }
-
-  private leave(topic: string, subscriber: Subscriber): void {
-    const entry = this.topics.get(topic);
-    if (!entry || !entry.subscribers.delete(subscriber) || entry.subscribers.size > 0) return;
-    this.topics.delete(topic);
-    const closing = entry.ready.then(
-      (subscription) => subscription.close(),
-      () => undefined,
-    );
-    this.closing.add(closing);
-    void closing.finally(() => this.closing.delete(closing));
   }
 }

@@ -2,7 +2,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker, Settlement } from '../../src/brokers/broker.js';
 import type { EventHandler } from '../../src/consumers/handlers/handler.js';
 import type { GatewayEvent } from '../../src/events/event.js';
-import { SubscriptionHub } from '../../src/subscriptions/subscription-hub.js';
+import { SubscriptionHub, type DeliveredEvent } from '../../src/subscriptions/subscription-hub.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { gql, startTestApp, type TestAppOptions } from '../helpers/app.js';
 import { makeEvent, uniqueName, waitFor } from '../helpers/events.js';
@@ -228,9 +228,9 @@ export function defineConformanceSuite(target: BrokerTarget): void {
       const broker = await connect();
       let opened = 0;
       const counting: Broker = Object.assign(Object.create(broker) as Broker, {
-        subscribe: (topic: string, onEvent: (e: GatewayEvent) => void) => {
+        subscribe: (...args: Parameters<Broker['subscribe']>) => {
           opened++;
-          return broker.subscribe(topic, onEvent);
+          return broker.subscribe(...args);
         },
       });
       const hub = new SubscriptionHub(counting, silentLogger);
@@ -239,7 +239,82 @@ export function defineConformanceSuite(target: BrokerTarget): void {
       expect(opened).toBe(1);
       const event = makeEvent({ topic });
       await broker.publish([event]);
-      for (const stream of streams) expect((await stream.next()).value).toEqual(event);
+      for (const stream of streams) expect((await stream.next()).value?.event).toEqual(event);
+      await hub.close();
+    });
+
+    /** Reads `n` events from a hub stream. */
+    const take = async (stream: AsyncIterator<DeliveredEvent>, n: number): Promise<DeliveredEvent[]> => {
+      const taken: DeliveredEvent[] = [];
+      while (taken.length < n) {
+        const next = await Promise.race([
+          stream.next(),
+          new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${taken.length} of ${n} events`)), T)),
+        ]);
+        if (next.done) throw new Error(`stream ended after ${taken.length} of ${n} events`);
+        taken.push(next.value);
+      }
+      return taken;
+    };
+
+    it.runIf(features.replay)('resumes a subscription after its cursor, in another process too: nothing missed, nothing repeated, in order per key', async () => {
+      const first = await connect();
+      const second = await connect();
+      const topic = uniqueName('conf');
+      const hub = new SubscriptionHub(first, silentLogger);
+      const stream = await hub.subscribe(topic);
+      const events = Array.from({ length: 60 }, (_, i) => makeEvent({ topic, key: `k${i % 4}`, data: { seq: i } }));
+      for (const wave of waves(events.slice(0, 20))) await first.publish(wave);
+      const seen = await take(stream, 20);
+      expect(seen.map((d) => d.event.id)).toEqual(events.slice(0, 20).map((e) => e.id));
+      expect(seen.every((d) => typeof d.cursor === 'string')).toBe(true);
+      // The client drops after the 10th event; 30 more are published while it is away.
+      const cursor = seen[9]!.cursor!;
+      stream.close();
+      for (const wave of waves(events.slice(20, 50))) await first.publish(wave);
+      // It comes back through another gateway process (another connection, another hub).
+      const elsewhere = new SubscriptionHub(second, silentLogger);
+      const resumed = await elsewhere.subscribe(topic, { after: cursor });
+      const caughtUp = await take(resumed, 40);
+      for (const wave of waves(events.slice(50))) await second.publish(wave);
+      const all = [...caughtUp, ...(await take(resumed, 10))].map((d) => d.event);
+      expect(new Set(all.map((e) => e.id)).size).toBe(50);
+      expect(all.map((e) => e.id).sort()).toEqual(events.slice(10).map((e) => e.id).sort());
+      expectOrderedPerKey(all);
+      // A cursor is a position in the broker's log, not a copy of what was sent: resuming from the
+      // cursor of the 50th event starts exactly at the 51st.
+      const again = await elsewhere.subscribe(topic, { after: caughtUp.at(-1)!.cursor! });
+      expect((await take(again, 1))[0]!.event.id).toBe(events[50]!.id);
+      await hub.close();
+      await elsewhere.close();
+    });
+
+    it.runIf(features.replay)('hands a resuming subscriber over to the shared subscription without a gap or a repeat while events keep coming', async () => {
+      const broker = await connect();
+      const topic = uniqueName('conf');
+      const hub = new SubscriptionHub(broker, silentLogger);
+      const live = await hub.subscribe(topic);
+      const events = Array.from({ length: 300 }, (_, i) => makeEvent({ topic, key: `k${i % 5}`, data: { seq: i } }));
+      for (const wave of waves(events.slice(0, 5))) await broker.publish(wave);
+      const cursor = (await take(live, 5))[4]!.cursor!;
+      // Resume while the rest is being published: the handover happens mid-stream.
+      const publishing = (async () => {
+        for (const wave of waves(events.slice(5))) await broker.publish(wave);
+      })();
+      const resumed = await hub.subscribe(topic, { after: cursor });
+      await publishing;
+      const got = (await take(resumed, 295)).map((d) => d.event);
+      expect(got.map((e) => e.id).sort()).toEqual(events.slice(5).map((e) => e.id).sort());
+      expectOrderedPerKey(got);
+      await hub.close();
+    });
+
+    it.runIf(features.replay)('refuses a cursor it did not make', async () => {
+      const broker = await connect();
+      const hub = new SubscriptionHub(broker, silentLogger);
+      await expect(hub.subscribe(uniqueName('conf'), { after: 'not-a-cursor' })).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+      const elsewhere = Buffer.from(JSON.stringify({ l: 'a log that does not exist', p: { '': 5 } })).toString('base64url');
+      await expect(hub.subscribe(uniqueName('conf'), { after: elsewhere })).rejects.toMatchObject({ code: 'CURSOR_EXPIRED' });
       await hub.close();
     });
 

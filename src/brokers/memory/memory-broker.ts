@@ -1,4 +1,4 @@
-import { BrokerUnavailableError } from '../../errors.js';
+import { BrokerUnavailableError, CursorExpiredError } from '../../errors.js';
 import type { GatewayEvent } from '../../events/event.js';
 import type {
   Broker,
@@ -7,6 +7,8 @@ import type {
   ConsumerBinding,
   ConsumerHandle,
   DeliverySink,
+  FanOutOptions,
+  LogPosition,
   Subscription,
 } from '../broker.js';
 import { MemoryHub } from './memory-hub.js';
@@ -33,6 +35,7 @@ export class MemoryBroker implements Broker {
     publishDeduplication: false,
     lag: true,
     durableConsumers: true,
+    replay: true,
   };
   readonly hub: MemoryHub;
   private closed = false;
@@ -50,12 +53,18 @@ export class MemoryBroker implements Broker {
     for (const event of events) this.hub.publish(event);
   }
 
-  async subscribe(topic: string, onEvent: (event: GatewayEvent) => void): Promise<Subscription> {
+  async subscribe(topic: string, onEvent: (event: GatewayEvent, position: LogPosition) => void, options: FanOutOptions = {}): Promise<Subscription> {
     this.assertOpen();
-    const unlisten = this.hub.listen(topic, onEvent);
+    const { after } = options;
+    if (after && after.log !== this.hub.epoch) {
+      throw new CursorExpiredError('the cursor is from a memory broker that is gone (the gateway restarted); it keeps nothing across a restart');
+    }
+    const { start, stop } = this.hub.listen(topic, onEvent, after ? (after.point[''] ?? 0) : undefined);
     const subscription: Subscription = {
+      log: this.hub.epoch,
+      start: { '': start },
       close: async () => {
-        unlisten();
+        stop();
         this.subscriptions.delete(subscription);
       },
     };

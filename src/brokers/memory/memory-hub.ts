@@ -1,5 +1,7 @@
 import type { GatewayEvent } from '../../events/event.js';
-import type { ConsumerBinding, DeliverySink, Settlement } from '../broker.js';
+import { randomUUID } from 'node:crypto';
+import type { ConsumerBinding, DeliverySink, LogPosition, Settlement } from '../broker.js';
+import { TopicLog } from './topic-log.js';
 
 interface QueuedMessage {
   readonly event: GatewayEvent;
@@ -107,38 +109,66 @@ class MemoryQueue {
   }
 }
 
+type Listener = (event: GatewayEvent, position: LogPosition) => void;
+
+export interface MemoryHubOptions {
+  /**
+   * Events kept per subscribed topic for subscribers that resume (`TopicLog`).
+   * @default 10000
+   */
+  readonly retainEvents?: number;
+}
+
 /**
- * The in-process "broker server": topics and durable queues. Several
+ * The in-process "broker server": topics, their logs and durable queues. Several
  * `MemoryBroker` connections can share one hub, which is how tests model several gateway
  * processes on one broker. Nothing here survives the process.
  */
 export class MemoryHub {
-  private readonly listeners = new Map<string, Set<(event: GatewayEvent) => void>>();
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly logs = new Map<string, TopicLog>();
   private readonly queues = new Map<string, MemoryQueue>();
+  /** Identity of this hub's logs: a cursor from another process names another epoch. */
+  readonly epoch = `memory-${randomUUID()}`;
+  private readonly retainEvents: number;
+
+  constructor(options: MemoryHubOptions = {}) {
+    this.retainEvents = options.retainEvents ?? 10_000;
+  }
 
   publish(event: GatewayEvent): void {
-    for (const listener of this.listeners.get(event.topic) ?? []) {
-      // A listener's own failure must not stop delivery to the others or the publish itself.
-      queueMicrotask(() => {
-        try {
-          listener(event);
-        } catch {
-          /* listeners handle their own errors; see SubscriptionHub */
-        }
-      });
+    const log = this.logs.get(event.topic);
+    if (log) {
+      const position: LogPosition = { partition: '', offset: log.append(event) };
+      for (const listener of this.listeners.get(event.topic) ?? []) deliverLater(listener, event, position);
     }
     for (const queue of this.queues.values()) {
       if (queue.accepts(event)) queue.enqueue({ event, attempt: 1 });
     }
   }
 
-  listen(topic: string, listener: (event: GatewayEvent) => void): () => void {
+  /**
+   * Calls `listener` for every event of `topic` from now on, or after `after` (an offset of this
+   * hub's log of the topic) first; the log is kept from the first listener on. Returns where it
+   * starts and how to stop. Throws `CursorExpiredError` / `InvalidCursorError` for an `after`
+   * the log cannot serve.
+   */
+  listen(topic: string, listener: Listener, after?: number): { start: number; stop: () => void } {
+    let log = this.logs.get(topic);
+    if (!log) this.logs.set(topic, (log = new TopicLog(this.epoch, this.retainEvents)));
+    // Collected and registered in one synchronous step, and delivered in order through the
+    // microtask queue: no live event can slip in between the replayed ones or before them.
+    const replayed = after === undefined ? [] : log.after(after);
+    for (const { offset, event } of replayed) deliverLater(listener, event, { partition: '', offset });
     let set = this.listeners.get(topic);
     if (!set) this.listeners.set(topic, (set = new Set()));
     set.add(listener);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0 && this.listeners.get(topic) === set) this.listeners.delete(topic);
+    return {
+      start: after ?? log.end,
+      stop: () => {
+        set.delete(listener);
+        if (set.size === 0 && this.listeners.get(topic) === set) this.listeners.delete(topic);
+      },
     };
   }
 
@@ -148,4 +178,15 @@ export class MemoryHub {
     if (!queue) this.queues.set(binding.name, (queue = new MemoryQueue(binding)));
     return queue;
   }
+}
+
+/** A listener's own failure must not stop delivery to the others or the publish itself. */
+function deliverLater(listener: Listener, event: GatewayEvent, position: LogPosition): void {
+  queueMicrotask(() => {
+    try {
+      listener(event, position);
+    } catch {
+      /* listeners handle their own errors; see SubscriptionHub */
+    }
+  });
 }
