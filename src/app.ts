@@ -16,6 +16,7 @@ import { attachWebSocket } from './server/websocket.js';
 import { createGatewayYoga, type GatewayYoga } from './server/yoga.js';
 import type { DeadLetterRow } from './store/dead-letter-repository.js';
 import { openStore, type Store } from './store/store.js';
+import { SubscriptionGroups } from './subscriptions/subscription-groups.js';
 import { SubscriptionHub } from './subscriptions/subscription-hub.js';
 import { EventBus } from './util/event-bus.js';
 import { createLogger, type Logger } from './util/logger.js';
@@ -85,8 +86,9 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     bufferSize: config.subscriberBuffer,
     bufferBytes: config.subscriberBufferBytes,
   });
+  const groups = new SubscriptionGroups(hub, logger.child({ component: 'subscriptions' }));
   const publisher = new EventPublisher(outbox, { defaultSource: config.eventSource, maxEventBytes: config.maxEventBytes });
-  const services: Services = { publisher, outbox, deadLetters, processed, consumers, hub, broker, relay, deadLetterBus };
+  const services: Services = { publisher, outbox, deadLetters, processed, consumers, hub, groups, broker, relay, deadLetterBus };
 
   const authenticator = createAuthenticator(config.auth);
   const yoga = createGatewayYoga({
@@ -94,13 +96,21 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     logger: logger.child({ component: 'http' }),
     authenticator,
     limits: config.limits,
+    groups,
+    subscriberBounds: { events: config.subscriberBuffer, bytes: config.subscriberBufferBytes },
     ready: async () => {
       await store.ping();
       return broker.status().connected;
     },
   });
   const server: Server = createServer(yoga);
-  const ws = attachWebSocket(server, { yoga, authenticator, limits: config.limits, logger: logger.child({ component: 'websocket' }) });
+  const ws = attachWebSocket(server, {
+    yoga,
+    authenticator,
+    limits: config.limits,
+    logger: logger.child({ component: 'websocket' }),
+    bounds: { frames: config.subscriberBuffer, bytes: config.subscriberBufferBytes },
+  });
   let port = 0;
   let started = false;
 

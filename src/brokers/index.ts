@@ -3,6 +3,7 @@ import type { Logger } from '../util/logger.js';
 import type { Broker } from './broker.js';
 import { KafkaBroker } from './kafka/kafka-broker.js';
 import { MemoryBroker } from './memory/memory-broker.js';
+import { MemoryHub } from './memory/memory-hub.js';
 import { NatsBroker } from './nats/nats-broker.js';
 import { RabbitMqBroker } from './rabbitmq/rabbitmq-broker.js';
 
@@ -10,7 +11,7 @@ import { RabbitMqBroker } from './rabbitmq/rabbitmq-broker.js';
 export function createBroker(config: GatewayConfig, logger: Logger): Broker {
   switch (config.broker) {
     case 'memory':
-      return new MemoryBroker();
+      return new MemoryBroker({ hub: new MemoryHub(config.brokers.memory) });
     case 'rabbitmq':
       return new RabbitMqBroker({ ...config.brokers.rabbitmq, topics: config.brokers.topics }, logger);
     case 'kafka':

@@ -41,8 +41,13 @@ const envSchema = z.object({
   WS_INIT_TIMEOUT_MS: int(1, 600_000).default(3000),
   WS_MAX_SUBSCRIPTIONS: int(1, 10_000).default(20),
   SUBSCRIBER_BUFFER_BYTES: int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
+  MEMORY_RETAIN_EVENTS: int(1, 10_000_000).default(10_000),
   RABBITMQ_URL: z.string().regex(/^amqps?:\/\//, 'must be an amqp:// or amqps:// URL').default('amqp://guest:guest@127.0.0.1:5672'),
   RABBITMQ_EXCHANGE: z.string().min(1).max(200).default('events'),
+  RABBITMQ_STREAM_MAX_AGE: z
+    .string()
+    .regex(/^\d+[YMDhms]$/, 'must be a number and a unit: Y, M, D, h, m or s (e.g. "7D", "12h")')
+    .default('7D'),
   KAFKA_BROKERS: z
     .string()
     .regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'must be host:port[,host:port…]')
@@ -189,7 +194,7 @@ export interface Limits {
 
 /** Everything the broker adapters read; each adapter takes its own part plus `topics`. */
 export interface BrokerSettings {
-  readonly rabbitmq: { readonly url: string; readonly exchange: string };
+  readonly rabbitmq: { readonly url: string; readonly exchange: string; readonly streamMaxAge?: string };
   readonly kafka: {
     readonly brokers: readonly string[];
     readonly clientId: string;
@@ -197,6 +202,8 @@ export interface BrokerSettings {
     readonly compression: 'none' | 'gzip' | 'snappy';
   };
   readonly nats: { readonly url: string; readonly stream: string; readonly jetstream: 'required' | 'off'; readonly maxAgeMs: number };
+  /** Events the memory broker keeps per subscribed topic for subscribers that resume. */
+  readonly memory: { readonly retainEvents: number };
   /** Per-topic settings from the config file. */
   readonly topics: Readonly<Record<string, TopicSettings>>;
 }
@@ -230,9 +237,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     subscriberBufferBytes: e.SUBSCRIBER_BUFFER_BYTES,
     consumers: file.consumers,
     brokers: {
-      rabbitmq: { url: e.RABBITMQ_URL, exchange: e.RABBITMQ_EXCHANGE },
+      rabbitmq: { url: e.RABBITMQ_URL, exchange: e.RABBITMQ_EXCHANGE, streamMaxAge: e.RABBITMQ_STREAM_MAX_AGE },
       kafka: { brokers: e.KAFKA_BROKERS.split(','), clientId: e.KAFKA_CLIENT_ID, partitions: e.KAFKA_PARTITIONS, compression: e.KAFKA_COMPRESSION },
       nats: { url: e.NATS_URL, stream: e.NATS_STREAM, jetstream: e.NATS_JETSTREAM, maxAgeMs: e.NATS_MAX_AGE_MS },
+      memory: { retainEvents: e.MEMORY_RETAIN_EVENTS },
       topics: file.topics,
     },
     auth: file.auth,

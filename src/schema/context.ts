@@ -6,6 +6,7 @@ import type { Relay } from '../relay/relay.js';
 import type { DeadLetterRepository, DeadLetterRow } from '../store/dead-letter-repository.js';
 import type { OutboxRepository } from '../store/outbox-repository.js';
 import type { ProcessedMessageRepository } from '../store/processed-message-repository.js';
+import type { SubscriptionGroups } from '../subscriptions/subscription-groups.js';
 import type { SubscriptionHub } from '../subscriptions/subscription-hub.js';
 import type { EventBus } from '../util/event-bus.js';
 
@@ -17,6 +18,8 @@ export interface Services {
   readonly processed: ProcessedMessageRepository;
   readonly consumers: ConsumerManager;
   readonly hub: SubscriptionHub;
+  /** `events` subscribers grouped by operation (one execution per event per group). */
+  readonly groups: SubscriptionGroups;
   readonly broker: Broker;
   readonly relay: Relay;
   /** Announces each new dead letter to `deadLettered` subscribers in this process. */

@@ -1,9 +1,17 @@
 import { target } from '../auth/scopes.js';
 import { topicSchema, type GatewayEvent } from '../events/event.js';
 import { publishEventInputSchema, type PublishOutcome } from '../events/publisher.js';
+import { AUTHORIZE_ONLY } from '../subscriptions/subscription-groups.js';
+import type { DeliveredEvent } from '../subscriptions/subscription-hub.js';
 import { builder } from './builder.js';
 
-export const EventRef = builder.objectRef<GatewayEvent>('Event').implement({
+/** An event as resolvers see it; one delivered by a subscription also has its cursor. */
+export type EventShape = GatewayEvent & { readonly cursor?: string | null };
+
+/** What the authorizing dry run of a subscription returns: a stream that never yields. */
+const NOTHING: AsyncIterable<never> = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined as never }) }) };
+
+export const EventRef = builder.objectRef<EventShape>('Event').implement({
   description: 'A CloudEvents 1.0 event as the gateway carries it.',
   fields: (t) => ({
     id: t.exposeID('id', { description: 'CloudEvents `id`: unique per source; the idempotency key.' }),
@@ -17,6 +25,12 @@ export const EventRef = builder.objectRef<GatewayEvent>('Event').implement({
     key: t.exposeString('key', { nullable: true, description: 'Partition key: events with one key keep their order.' }),
     correlationId: t.exposeString('correlationId', { nullable: true }),
     causationId: t.exposeString('causationId', { nullable: true }),
+    cursor: t.string({
+      nullable: true,
+      description:
+        'Where this event sits in the broker log, for `events(after:)` to resume after it (opaque; SSE sends it as the event `id`). Null outside a subscription, and on a broker that keeps no positions.',
+      resolve: (event) => event.cursor ?? null,
+    }),
   }),
 });
 
@@ -66,15 +80,17 @@ builder.subscriptionFields((t) => ({
   events: t.field({
     type: EventRef,
     description:
-      'Live events of a topic as the broker delivers them, optionally only some types. Needs `subscribe:<topic>.*`, or `subscribe:<topic>.<type>` for each listed type.',
+      'Live events of a topic as the broker delivers them, optionally only some types; with `after` (an event\'s `cursor`), the events after it first, then live ones, nothing missed or repeated (`CURSOR_EXPIRED` when the broker no longer keeps them). Needs `subscribe:<topic>.*`, or `subscribe:<topic>.<type>` for each listed type.',
     args: {
       topic: t.arg.string({ required: true, validate: topicSchema }),
       types: t.arg.stringList(),
+      after: t.arg.string({ description: 'Resume after this cursor.' }),
     },
     authScopes: (_, { topic, types }) => ({
       subscribe: types?.length ? types.map((type) => target(topic, type)) : [target(topic)],
     }),
-    subscribe: (_, { topic, types }, ctx) => ctx.services.hub.subscribe(topic, { types }),
-    resolve: (event) => event,
+    subscribe: (_, { topic, types, after }, ctx) =>
+      (ctx as { [AUTHORIZE_ONLY]?: boolean })[AUTHORIZE_ONLY] ? NOTHING : ctx.services.hub.subscribe(topic, { types, after }),
+    resolve: (delivered: DeliveredEvent): EventShape => ({ ...delivered.event, cursor: delivered.cursor }),
   }),
 }));

@@ -1,28 +1,45 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
-import { CloseCode } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
+import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer } from 'graphql-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { SubscriberOverflowError } from '../subscriptions/subscription-hub.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { credentialsFromConnectionParams } from '../auth/credentials.js';
 import type { Principal } from '../auth/principal.js';
 import type { Limits } from '../config/config.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../util/logger.js';
+import { SocketWriter, type SocketWriterBounds } from './socket-writer.js';
+import { WS_OPERATION, type WsOperation } from './use-grouped-subscriptions.js';
 import type { GatewayYoga } from './yoga.js';
 
 /** Close code for a client that stopped reading (RFC 6455 1008: policy violation). */
 export const TOO_SLOW_CLOSE_CODE = 1008;
 /** After asking a stalled client to close, how long before its connection is cut anyway. */
 const STALLED_CLOSE_GRACE_MS = 10_000;
+/** Every socket is pinged this often; one that has not answered the previous ping is cut. */
+const KEEP_ALIVE_MS = 12_000;
+/** What the context reads of the upgrade request (`x-correlation-id`). */
+const KEPT_HEADERS = ['x-correlation-id'] as const;
+
+const NO_HEADERS: IncomingMessage['headers'] = {};
+
+function pick(headers: IncomingMessage['headers'], names: readonly string[]): IncomingMessage['headers'] {
+  let kept: IncomingMessage['headers'] | undefined;
+  for (const name of names) if (headers[name] !== undefined) (kept ??= {})[name] = headers[name];
+  return kept ?? NO_HEADERS;
+}
 
 interface EnvelopedRoot {
   execute: (args: ExecutionArgs) => unknown;
   subscribe: (args: ExecutionArgs) => unknown;
 }
 
+/** What graphql-ws keeps per connection: as little as possible, there may be tens of thousands. */
 type SocketExtra = {
+  readonly socket: WebSocket;
+  readonly writer: SocketWriter;
+  /** The upgrade request's headers the context reads; the request itself is not kept. */
+  readonly headers: IncomingMessage['headers'];
   principal?: Principal;
   expiry?: NodeJS.Timeout;
 };
@@ -32,147 +49,154 @@ export interface WebSocketOptions {
   readonly authenticator: Authenticator;
   readonly limits: Limits;
   readonly logger: Logger;
+  /** Per-socket bounds on frames waiting for a client that reads slowly. */
+  readonly bounds: SocketWriterBounds;
 }
 
 /**
- * graphql-ws (the `graphql-transport-ws` protocol) on the same HTTP server and path as Yoga.
- * Every operation runs through Yoga's envelop, so plugins, limits, masking and context are the
- * same as over HTTP. Credentials are checked once, in `connection_init`; the protocol's own
- * rules close a socket that does not init in time (4408), inits twice (4429) or reuses an
- * operation id (4409); `ws` closes one that sends a message over `maxPayload` (1009).
+ * graphql-ws (the `graphql-transport-ws` protocol, graphql-ws's own server core) on the same HTTP
+ * server and path as Yoga. Every operation runs through Yoga's envelop, so plugins, limits,
+ * masking and context are the same as over HTTP; `events` subscriptions are served by their
+ * group (`useGroupedSubscriptions`), which writes `next` frames to the socket itself. Credentials
+ * are checked once, in `connection_init`; the protocol's own rules close a socket that does not
+ * init in time (4408), inits twice (4429) or reuses an operation id (4409); `ws` closes one that
+ * sends a message over `maxPayload` (1009); a socket whose frames pile up past its bounds is closed
+ * with 1008.
  */
 export function attachWebSocket(server: Server, options: WebSocketOptions) {
   const { yoga, authenticator, limits, logger } = options;
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: limits.wsMaxPayloadBytes });
+  const wss = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    maxPayload: limits.wsMaxPayloadBytes,
+    handleProtocols: (protocols) => (protocols.has(GRAPHQL_TRANSPORT_WS_PROTOCOL) ? GRAPHQL_TRANSPORT_WS_PROTOCOL : false),
+    // Per-message deflate costs memory per socket and CPU per frame; events are small JSON.
+    perMessageDeflate: false,
+  });
 
-  const disposable = useServer<Record<string, unknown> | undefined, SocketExtra>(
-    {
-      connectionInitWaitTimeout: limits.wsInitTimeoutMs,
-      onConnect: async (ctx) => {
-        const { socket } = ctx.extra;
-        let principal: Principal;
-        try {
-          principal = await authenticator.authenticate(credentialsFromConnectionParams(ctx.connectionParams));
-        } catch (error) {
-          socket.close(CloseCode.Forbidden, `Forbidden: ${errorMessage(error)}`);
-          return false;
-        }
-        if (authenticator.enabled && principal.kind === 'anonymous') {
-          socket.close(CloseCode.Forbidden, 'Forbidden: send an API key or a bearer token in connection_init');
-          return false;
-        }
-        ctx.extra.principal = principal;
-        if (principal.expiresAt !== undefined) {
-          // A socket outlives no token: it closes when the credential it was opened with expires.
-          const expiry = setTimeout(() => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'), Math.max(0, principal.expiresAt - Date.now()));
-          expiry.unref();
-          ctx.extra.expiry = expiry;
-        }
-        return true;
-      },
-      onClose: (ctx) => clearTimeout(ctx.extra.expiry),
-      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
-      subscribe: async (args) => {
-        const result = await (args.rootValue as EnvelopedRoot).subscribe(args);
-        const socket = (args.contextValue as { socket?: WebSocket } | undefined)?.socket;
-        return (socket ? closeWhenTooSlow(result, socket, logger) : result) as never;
-      },
-      onSubscribe: async (ctx, _id, payload) => {
-        // graphql-ws has already registered this operation's id: count it among the live ones.
-        if (Object.keys(ctx.subscriptions).length > limits.wsMaxSubscriptions) {
-          return [
-            new GraphQLError(`at most ${limits.wsMaxSubscriptions} operations at once on one connection`, {
-              extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
-            }),
-          ];
-        }
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params: payload,
-          principal: ctx.extra.principal,
-        });
-        let document;
-        try {
-          document = parse(payload.query);
-        } catch (error) {
-          return [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
-        }
-        const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
-        const args: ExecutionArgs = {
-          schema,
-          document,
-          operationName: payload.operationName,
-          variableValues: payload.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe } satisfies EnvelopedRoot,
-        };
-        return args;
-      },
+  const protocol = makeServer<Record<string, unknown> | undefined, SocketExtra>({
+    connectionInitWaitTimeout: limits.wsInitTimeoutMs,
+    onConnect: async (ctx) => {
+      const { socket } = ctx.extra;
+      let principal: Principal;
+      try {
+        principal = await authenticator.authenticate(credentialsFromConnectionParams(ctx.connectionParams));
+      } catch (error) {
+        socket.close(CloseCode.Forbidden, `Forbidden: ${errorMessage(error)}`.slice(0, 120));
+        return false;
+      }
+      if (authenticator.enabled && principal.kind === 'anonymous') {
+        socket.close(CloseCode.Forbidden, 'Forbidden: send an API key or a bearer token in connection_init');
+        return false;
+      }
+      ctx.extra.principal = principal;
+      if (principal.expiresAt !== undefined) {
+        // A socket outlives no token: it closes when the credential it was opened with expires.
+        const expiry = setTimeout(() => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'), Math.max(0, principal.expiresAt - Date.now()));
+        expiry.unref();
+        ctx.extra.expiry = expiry;
+      }
+      return true;
     },
-    wss,
-  );
+    onClose: (ctx) => clearTimeout(ctx.extra.expiry),
+    execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
+    subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+    onSubscribe: async (ctx, id, payload) => {
+      // graphql-ws has already registered this operation's id: count it among the live ones.
+      if (Object.keys(ctx.subscriptions).length > limits.wsMaxSubscriptions) {
+        return [
+          new GraphQLError(`at most ${limits.wsMaxSubscriptions} operations at once on one connection`, {
+            extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
+          }),
+        ];
+      }
+      const operation: WsOperation = { id, writer: ctx.extra.writer };
+      const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+        req: { headers: ctx.extra.headers },
+        socket: ctx.extra.socket,
+        params: payload,
+        principal: ctx.extra.principal,
+        [WS_OPERATION]: operation,
+      });
+      let document;
+      try {
+        document = parse(payload.query);
+      } catch (error) {
+        return [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
+      }
+      const errors = validate(schema, document);
+      if (errors.length > 0) return errors;
+      const args: ExecutionArgs = {
+        schema,
+        document,
+        operationName: payload.operationName,
+        variableValues: payload.variables,
+        contextValue: await contextFactory(),
+        rootValue: { execute, subscribe } satisfies EnvelopedRoot,
+      };
+      return args;
+    },
+  });
+
+  // One timer for every socket instead of one each: a socket that did not answer the last ping is cut.
+  const alive = new WeakSet<WebSocket>();
+  const keepAlive = setInterval(() => {
+    for (const socket of wss.clients) {
+      if (!alive.has(socket)) {
+        socket.terminate();
+        continue;
+      }
+      alive.delete(socket);
+      socket.ping();
+    }
+  }, KEEP_ALIVE_MS);
+  keepAlive.unref();
+
+  wss.on('connection', (socket, request) => {
+    alive.add(socket);
+    socket.on('pong', () => alive.add(socket));
+    socket.once('error', (error) => {
+      logger.warn({ err: error }, 'WebSocket error; closing the connection');
+      socket.terminate();
+    });
+    const writer = new SocketWriter(socket, options.bounds, (reason) => {
+      if (socket.readyState !== socket.OPEN) return;
+      logger.warn({ reason }, 'WebSocket subscriber too slow; disconnecting it');
+      socket.close(TOO_SLOW_CLOSE_CODE, reason.slice(0, 120));
+      setTimeout(() => socket.terminate(), STALLED_CLOSE_GRACE_MS).unref();
+    });
+    const closed = protocol.opened(
+      {
+        protocol: socket.protocol,
+        send: (data) => {
+          writer.send(data);
+          return Promise.resolve();
+        },
+        close: (code, reason) => socket.close(code, reason),
+        onMessage: (cb) =>
+          socket.on('message', (data) => {
+            cb(String(data)).catch((error: unknown) => {
+              logger.error({ err: error }, 'WebSocket message handling failed; closing the connection');
+              socket.close(CloseCode.InternalServerError, 'Internal server error');
+            });
+          }),
+      },
+      {
+        socket,
+        writer,
+        headers: pick(request.headers, KEPT_HEADERS),
+      },
+    );
+    socket.once('close', (code, reason) => void closed(code, String(reason)));
+  });
+
   return {
     wss,
     /** Closes every socket (1001 going away) and stops accepting new ones. */
     async close(): Promise<void> {
-      await disposable.dispose();
+      clearInterval(keepAlive);
+      for (const socket of wss.clients) socket.close(1001, 'Going away');
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
-}
-
-/**
- * graphql-ws waits for each message to be written before taking the next event, so a client
- * that stops reading makes its subscription's buffer in the hub fill up (bounded by
- * SUBSCRIBER_BUFFER / SUBSCRIBER_BUFFER_BYTES). When that happens the whole connection is closed
- * with 1008 and the reason, rather than leaving a half-dead socket; the connection is cut after a
- * grace period if the client does not read the close frame either.
- */
-function closeWhenTooSlow(result: unknown, socket: WebSocket, logger: Logger): unknown {
-  if (!isAsyncIterable(result)) return result;
-  const close = (reason: string) => {
-    if (socket.readyState !== socket.OPEN) return;
-    logger.warn({ reason }, 'WebSocket subscriber too slow; disconnecting it');
-    socket.close(TOO_SLOW_CLOSE_CODE, reason.slice(0, 120));
-    setTimeout(() => socket.terminate(), STALLED_CLOSE_GRACE_MS).unref();
-  };
-  const iterator = result[Symbol.asyncIterator]();
-  return {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    async next() {
-      try {
-        const step = await iterator.next();
-        const tooSlow = !step.done && overflowIn(step.value);
-        if (tooSlow) close(tooSlow);
-        return step;
-      } catch (error) {
-        const tooSlow = overflowIn({ errors: [error] });
-        if (tooSlow) close(tooSlow);
-        throw error;
-      }
-    },
-    return: () => iterator.return?.() ?? Promise.resolve({ done: true, value: undefined }),
-    throw: (error: unknown) => iterator.throw?.(error) ?? Promise.reject(error),
-  };
-}
-
-function overflowIn(value: unknown): string | undefined {
-  const errors = (value as { errors?: unknown[] } | undefined)?.errors ?? [];
-  for (const error of errors) {
-    const candidate = error as { originalError?: unknown; extensions?: Record<string, unknown>; message?: string };
-    if (candidate instanceof SubscriberOverflowError || candidate.originalError instanceof SubscriberOverflowError) {
-      return candidate.message ?? 'subscriber too slow';
-    }
-    if (candidate.extensions?.['code'] === 'SUBSCRIBER_TOO_SLOW') return candidate.message ?? 'subscriber too slow';
-  }
-  return undefined;
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof (value as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator] === 'function';
 }

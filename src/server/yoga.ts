@@ -11,6 +11,8 @@ import { gatewaySchema } from '../schema/index.js';
 import type { GatewayContext, Services } from '../schema/context.js';
 import type { Logger } from '../util/logger.js';
 import { maskError } from './errors.js';
+import { useGroupedSubscriptions } from './use-grouped-subscriptions.js';
+import type { SubscriptionGroups } from '../subscriptions/subscription-groups.js';
 
 export type GatewayYoga = YogaServerInstance<Record<string, unknown>, GatewayContext>;
 
@@ -19,6 +21,10 @@ export interface YogaOptions {
   readonly logger: Logger;
   readonly authenticator: Authenticator;
   readonly limits: Limits;
+  /** Serves `events` subscriptions, one execution per event for each group of subscribers. */
+  readonly groups: SubscriptionGroups;
+  /** Per-subscriber bounds for SSE streams. */
+  readonly subscriberBounds: { readonly events: number; readonly bytes: number };
   /** Readiness: the store answers and the broker is connected. */
   readonly ready: () => Promise<boolean>;
 }
@@ -76,6 +82,7 @@ export function createGatewayYoga(options: YogaOptions): GatewayYoga {
       ...(limits.introspection ? [] : [useDisableIntrospection()]),
       useQueryLimits(limits),
       useGraphQLErrorCodes(),
+      useGroupedSubscriptions({ groups: options.groups, bounds: options.subscriberBounds }),
     ],
   });
 }

@@ -29,7 +29,7 @@ export function decodeSubscriptionCursor(cursor: string): CursorValue {
     typeof l === 'string' &&
     typeof p === 'object' &&
     p !== null &&
-    Object.values(p).every((offset) => Number.isSafeInteger(offset) && (offset as number) >= 0);
+    Object.values(p).every((offset) => Number.isSafeInteger(offset) && (offset as number) >= -1);
   if (!valid) throw new InvalidCursorError(`invalid cursor "${cursor.slice(0, 100)}": not one this gateway made`);
   return { log: l, point: p as LogPoint };
 }

@@ -238,7 +238,6 @@ export class SubscriptionHub {
         },
         { after: { log, point } },
       );
-      if (state === 'closed') closeOwn();
       // A subscriber that was already where the feed is (nothing published since) is live at once.
       caughtUp();
     } catch (error) {

@@ -6,13 +6,19 @@ import { requireBroker } from '../helpers/brokers.js';
 import { deleteRabbitMqObjects, RABBITMQ_URL, rabbitmqctl, restartRabbitMq } from '../helpers/rabbitmq.js';
 import { defineConformanceSuite } from './suite.js';
 
-/** Consumer names the suite used, so their durable queues can be deleted afterwards. */
+/** Consumer names and subscribed topics the suite used, so their queues and streams can be deleted afterwards. */
 const consumers = new Set<string>();
+const streams = new Set<string>();
 
 class RecordingRabbitMqBroker extends RabbitMqBroker {
   override consume(binding: ConsumerBinding, sink: DeliverySink): Promise<ConsumerHandle> {
     consumers.add(binding.name);
     return super.consume(binding, sink);
+  }
+
+  override subscribe(...args: Parameters<RabbitMqBroker['subscribe']>) {
+    streams.add(`events.stream.${args[0]}`);
+    return super.subscribe(...args);
   }
 }
 
@@ -21,7 +27,7 @@ function create(): RabbitMqBroker {
 }
 
 if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
-  afterAll(() => deleteRabbitMqObjects({ consumers }));
+  afterAll(() => deleteRabbitMqObjects({ consumers, streams }));
 
   defineConformanceSuite({
     name: 'RabbitMQ',

@@ -53,7 +53,7 @@ describe('GraphQL API on a real server', () => {
 
   const outboxCount = async () => (await app.services.outbox.count('PENDING')) + (await app.services.outbox.count('PUBLISHED')) + (await app.services.outbox.count('FAILED'));
   const waitForBrokerSubscription = (topic: string, subscribers = 1) =>
-    waitFor(() => app.services.hub.stats().find((s) => s.topic === topic && s.subscribers >= subscribers), 5000, `subscription to ${topic}`);
+    waitFor(() => app.services.groups.stats().find((s) => s.topic === topic && s.subscribers >= subscribers), 5000, `subscription to ${topic}`);
 
   it('delivers a mutation’s event to a graphql-ws subscription with every attribute', async () => {
     const topic = uniqueName('orders');
@@ -101,7 +101,9 @@ describe('GraphQL API on a real server', () => {
     const clients = [wsClient(app.url), wsClient(app.url), wsClient(app.url)];
     const subs = clients.flatMap((client) => Array.from({ length: 10 }, () => subscribe<{ events: { id: string } }>(client, EVENTS, { topic })));
     await waitForBrokerSubscription(topic, 30);
-    expect(app.services.hub.stats().filter((s) => s.topic === topic)).toHaveLength(1);
+    // Thirty subscribers of one operation: one group, one broker subscription.
+    expect(app.services.groups.stats().filter((s) => s.topic === topic)).toEqual([{ topic, groups: 1, subscribers: 30 }]);
+    expect(app.services.hub.stats().filter((s) => s.topic === topic)).toEqual([{ topic, subscribers: 1 }]);
     await gql(app.url, PUBLISH, { input: { topic, type: 'a.b', data: { n: 1 } } });
     for (const sub of subs) await sub.waitFor(1);
     subs.forEach((s) => s.close());

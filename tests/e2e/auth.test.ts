@@ -154,7 +154,7 @@ describe('authorization', () => {
     it('applies subscribe scopes to SSE subscriptions', async () => {
       const topic = 'orders';
       const sse = sseSubscribe<{ events: { id: string } }>(app.url, EVENTS, { t: topic }, as('reader'));
-      await waitFor(() => app.services.hub.stats().some((s) => s.topic === topic), 5000, 'SSE subscription');
+      await waitFor(() => app.services.groups.stats().some((s) => s.topic === topic), 5000, 'SSE subscription');
       await gql(app.url, PUBLISH, { t: topic, type: 'order.created' }, as('publisher'));
       await sse.waitFor(1);
       await sse.close();
@@ -183,7 +183,7 @@ describe('authorization', () => {
       const denied = subscribe<{ events: { id: string } }>(client, EVENTS, { t: 'payments' });
       await waitFor(() => denied.errors.length > 0, 5000, 'refusal');
       expect(JSON.stringify(denied.errors)).toContain('FORBIDDEN');
-      await waitFor(() => app.services.hub.stats().some((s) => s.topic === 'orders'), 5000, 'orders subscription');
+      await waitFor(() => app.services.groups.stats().some((s) => s.topic === 'orders'), 5000, 'orders subscription');
       await gql(app.url, PUBLISH, { t: 'orders', type: 'order.created' }, as('publisher'));
       await allowed.waitFor(1);
       expect(allowed.errors).toEqual([]);
@@ -198,7 +198,7 @@ describe('authorization', () => {
       const all = subscribe<unknown>(client, EVENTS, { t: topic });
       await waitFor(() => all.errors.length > 0, 5000, 'refusal');
       expect(JSON.stringify(all.errors)).toContain('FORBIDDEN');
-      await waitFor(() => (app.services.hub.stats().find((s) => s.topic === topic)?.subscribers ?? 0) >= 1, 5000, 'typed subscription');
+      await waitFor(() => (app.services.groups.stats().find((s) => s.topic === topic)?.subscribers ?? 0) >= 1, 5000, 'typed subscription');
       await gql(app.url, PUBLISH, { t: topic, type: 'order.created' }, as('publisher'));
       expect((await named.waitFor(1))[0]!.events.type).toBe('order.created');
       named.close();

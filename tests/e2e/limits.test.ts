@@ -144,7 +144,7 @@ describe('abuse limits', () => {
       const subs = Array.from({ length: 4 }, () => subscribe<{ events: { id: string } }>(client, query, { t: topic }));
       await waitFor(() => subs[3]!.errors.length > 0, 5000, 'the fourth subscription refused');
       expect(JSON.stringify(subs[3]!.errors)).toContain('TOO_MANY_SUBSCRIPTIONS');
-      await waitFor(() => app.services.hub.stats().find((s) => s.topic === topic && s.subscribers === 3), 5000, 'three live');
+      await waitFor(() => app.services.groups.stats().find((s) => s.topic === topic && s.subscribers === 3), 5000, 'three live');
       await gql(app.url, `mutation($t: String!) { publishEvent(input: { topic: $t, type: "a", data: 1 }) { outboxId } }`, { t: topic });
       for (const sub of subs.slice(0, 3)) await sub.waitFor(1);
       expect(subs.slice(0, 3).every((s) => s.errors.length === 0)).toBe(true);

@@ -56,8 +56,8 @@ export class FlakyBroker implements Broker {
     if (failures.size > 0) throw new PublishError(`${failures.size} not confirmed`, failures);
   }
 
-  subscribe(topic: string, onEvent: (event: GatewayEvent) => void) {
-    return this.inner.subscribe(topic, onEvent);
+  subscribe(...args: Parameters<Broker['subscribe']>) {
+    return this.inner.subscribe(...args);
   }
 
   consume(binding: ConsumerBinding, sink: DeliverySink) {

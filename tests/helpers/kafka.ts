@@ -90,10 +90,12 @@ export async function restartKafka(downMs = 0): Promise<void> {
 export class ObservedKafkaBroker extends KafkaBroker {
   readonly liveTopics = new Set<string>();
 
-  override async subscribe(topic: string, onEvent: Parameters<KafkaBroker['subscribe']>[1]) {
-    const subscription = await super.subscribe(topic, onEvent);
+  override async subscribe(...[topic, onEvent, options]: Parameters<KafkaBroker['subscribe']>) {
+    const subscription = await super.subscribe(topic, onEvent, options);
     this.liveTopics.add(topic);
     return {
+      log: subscription.log,
+      start: subscription.start,
       close: async () => {
         this.liveTopics.delete(topic);
         await subscription.close();

@@ -41,6 +41,8 @@ export interface QueueInfo {
   auto_delete: boolean;
   exclusive: boolean;
   messages: number;
+  /** Counted for stream queues too, unlike AMQP's `checkQueue`, which says 0 for them. */
+  consumers: number;
   arguments: Record<string, unknown>;
 }
 
@@ -70,6 +72,7 @@ export async function listQueues(): Promise<QueueInfo[]> {
     'auto_delete',
     'exclusive',
     'messages',
+    'consumers',
     'arguments',
   );
   return rows.map((row) => ({ ...row, arguments: Object.fromEntries(row.arguments.map(([name, , value]) => [name, value])) }));
@@ -78,16 +81,18 @@ export async function listQueues(): Promise<QueueInfo[]> {
 export const listBindings = () => list<BindingInfo>('bindings', 'source_name', 'destination_name', 'routing_key');
 export const listExchanges = () => list<ExchangeInfo>('exchanges', 'name', 'type', 'durable', 'auto_delete');
 
+/** The stream queue the gateway's subscriptions of `topic` read. */
+export const streamQueue = (topic: string, exchange = 'events') => `${exchange}.stream.${topic}`;
+
 /**
- * Waits until a fan-out queue of `topic` is bound, so an event published from now on reaches the
+ * Waits until the stream of `topic` has a consumer, so an event published from now on reaches the
  * gateway's subscription (a GraphQL subscribe returns before the broker side is in place).
+ * Returns the stream's name.
  */
-export async function waitForFanOutQueue(topic: string, exchange = 'events'): Promise<string> {
-  return waitFor(
-    async () => (await listBindings()).find((r) => r.source_name === exchange && r.routing_key === `${topic}.#` && r.destination_name.startsWith('amq.gen-'))?.destination_name,
-    10_000,
-    `a fan-out queue for ${topic}`,
-  );
+export async function waitForStreamConsumer(topic: string, exchange = 'events'): Promise<string> {
+  const queue = streamQueue(topic, exchange);
+  await waitFor(async () => ((await listQueues()).find((q) => q.name === queue)?.consumers ?? 0) > 0, 10_000, `a consumer of ${queue}`);
+  return queue;
 }
 
 /** A plain amqplib client, as another application would connect. */
@@ -126,13 +131,21 @@ export async function closeConnectionNamed(connectionName: string): Promise<void
   await rabbitmqctl('close_connection', pid, 'closed by a test');
 }
 
-/** Deletes queues and exchanges tests created: consumers' queues with their `.retry.*` and `.dlq` queues. */
-export async function deleteRabbitMqObjects(objects: { consumers?: Iterable<string>; exchanges?: Iterable<string> }): Promise<void> {
+/**
+ * Deletes queues and exchanges tests created: consumers' queues with their `.retry.*` and `.dlq`
+ * queues, and the stream queues subscriptions made (`streamQueue`), which outlive them.
+ */
+export async function deleteRabbitMqObjects(objects: {
+  consumers?: Iterable<string>;
+  exchanges?: Iterable<string>;
+  streams?: Iterable<string>;
+}): Promise<void> {
   const consumers = [...(objects.consumers ?? [])];
   const exchanges = [...(objects.exchanges ?? [])];
-  if (consumers.length === 0 && exchanges.length === 0) return;
+  const streams = [...(objects.streams ?? [])];
+  if (consumers.length === 0 && exchanges.length === 0 && streams.length === 0) return;
   const queues = consumers.length > 0 ? (await listQueues()).map((q) => q.name) : [];
-  const doomed = queues.filter((queue) => consumers.some((name) => queue === name || queue.startsWith(`${name}.`)));
+  const doomed = [...queues.filter((queue) => consumers.some((name) => queue === name || queue.startsWith(`${name}.`))), ...streams];
   const client = await plainClient();
   try {
     for (const queue of doomed) await client.channel.deleteQueue(queue);

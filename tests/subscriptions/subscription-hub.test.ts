@@ -1,26 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import type { GatewayEvent } from '../../src/events/event.js';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
-import { SubscriberOverflowError, SubscriptionHub } from '../../src/subscriptions/subscription-hub.js';
+import { MemoryHub } from '../../src/brokers/memory/memory-hub.js';
+import { SubscriberOverflowError, SubscriptionHub, type DeliveredEvent } from '../../src/subscriptions/subscription-hub.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { makeEvent, waitFor } from '../helpers/events.js';
 
 class CountingBroker extends MemoryBroker {
   subscribeCalls = 0;
   closedSubscriptions = 0;
-  override async subscribe(topic: string, onEvent: (event: GatewayEvent) => void) {
+  override async subscribe(...args: Parameters<MemoryBroker['subscribe']>) {
     this.subscribeCalls++;
-    const sub = await super.subscribe(topic, onEvent);
-    return { close: async () => (this.closedSubscriptions++, sub.close()) };
+    const sub = await super.subscribe(...args);
+    return { ...sub, close: async () => (this.closedSubscriptions++, sub.close()) };
   }
 }
 
-async function take(stream: AsyncIterator<GatewayEvent>, n: number): Promise<GatewayEvent[]> {
+async function take(stream: AsyncIterator<DeliveredEvent>, n: number): Promise<GatewayEvent[]> {
   const out: GatewayEvent[] = [];
   while (out.length < n) {
     const next = await stream.next();
     if (next.done) break;
-    out.push(next.value);
+    out.push(next.value.event);
   }
   return out;
 }
@@ -57,7 +58,7 @@ describe('subscription hub', () => {
     const fast = await hub.subscribe('orders');
     const received: string[] = [];
     const reading = (async () => {
-      for await (const e of fast) {
+      for await (const { event: e } of fast) {
         received.push(e.id);
         if (received.length === 20) break;
       }
@@ -70,5 +71,38 @@ describe('subscription hub', () => {
     expect(received).toHaveLength(20);
     await expect(slow.next()).rejects.toBeInstanceOf(SubscriberOverflowError);
     expect((await slow.next()).done).toBe(true);
+  });
+});
+
+describe('subscription hub: resuming after a cursor', () => {
+  it('opens a broker subscription of its own for a resuming subscriber and closes it once caught up', async () => {
+    const broker = new CountingBroker();
+    const hub = new SubscriptionHub(broker, silentLogger);
+    const live = await hub.subscribe('orders');
+    await broker.publish([makeEvent({ topic: 'orders', id: 'e1' }), makeEvent({ topic: 'orders', id: 'e2' })]);
+    const [first] = await Promise.all([live.next().then((n) => n.value as DeliveredEvent), live.next()]);
+    await broker.publish([makeEvent({ topic: 'orders', id: 'e3' })]);
+    await take(live, 1);
+    const resumed = await hub.subscribe('orders', { after: first!.cursor });
+    expect((await take(resumed, 2)).map((e) => e.id)).toEqual(['e2', 'e3']);
+    // Caught up: its own subscription is gone; the shared one carries on for both.
+    await waitFor(() => broker.closedSubscriptions === 1, 1000, 'own subscription closed');
+    expect(broker.subscribeCalls).toBe(2);
+    await broker.publish([makeEvent({ topic: 'orders', id: 'e4' })]);
+    expect((await take(resumed, 1)).map((e) => e.id)).toEqual(['e4']);
+    expect((await take(live, 1)).map((e) => e.id)).toEqual(['e4']);
+  });
+
+  it('refuses a cursor the memory broker no longer keeps with CURSOR_EXPIRED', async () => {
+    const broker = new MemoryBroker({ hub: new MemoryHub({ retainEvents: 3 }) });
+    const hub = new SubscriptionHub(broker, silentLogger);
+    const live = await hub.subscribe('orders');
+    await broker.publish(Array.from({ length: 6 }, (_, i) => makeEvent({ topic: 'orders', id: `e${i}` })));
+    const first = (await live.next()).value as DeliveredEvent;
+    await expect(hub.subscribe('orders', { after: first.cursor })).rejects.toMatchObject({ code: 'CURSOR_EXPIRED' });
+    // One the log still holds resumes.
+    const fourth = ((await take(live, 3)), (await live.next()).value as DeliveredEvent);
+    const resumed = await hub.subscribe('orders', { after: fourth.cursor });
+    expect((await take(resumed, 1)).map((e) => e.id)).toEqual(['e5']);
   });
 });

@@ -9,6 +9,8 @@ import type {
   ConsumerBinding,
   ConsumerHandle,
   DeliverySink,
+  FanOutOptions,
+  LogPosition,
   Subscription,
 } from '../broker.js';
 import { ConnectionMonitor } from './connection-monitor.js';
@@ -56,6 +58,8 @@ export class KafkaBroker implements Broker {
     publishDeduplication: false,
     lag: true,
     durableConsumers: true,
+    // Positions are partition offsets; a subscription seeks to just after a cursor's.
+    replay: true,
   };
   private readonly logger: Logger;
   private readonly monitor: ConnectionMonitor;
@@ -118,11 +122,18 @@ export class KafkaBroker implements Broker {
     PublishError.throwIfAny(failures, events.length, 'Kafka');
   }
 
-  async subscribe(topic: string, onEvent: (event: GatewayEvent) => void): Promise<Subscription> {
-    const subscription = new KafkaFanOutSubscription(topic, onEvent, { ...this.connected(), monitor: this.monitor, logger: this.logger });
+  async subscribe(topic: string, onEvent: (event: GatewayEvent, position: LogPosition) => void, options: FanOutOptions = {}): Promise<Subscription> {
+    const subscription = new KafkaFanOutSubscription(topic, onEvent, { ...this.connected(), monitor: this.monitor, logger: this.logger }, options.after);
     this.subscriptions.add(subscription);
-    await subscription.start();
+    try {
+      await subscription.open();
+    } catch (error) {
+      this.subscriptions.delete(subscription);
+      throw error;
+    }
     return {
+      log: subscription.log,
+      start: subscription.start,
       close: async () => {
         await subscription.close();
         this.subscriptions.delete(subscription);

@@ -1,29 +1,35 @@
 import { DeliverPolicy, type Consumer, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { Msg, Subscription as NatsSubscription } from '@nats-io/transport-node';
-import { BrokerUnavailableError, errorMessage } from '../../errors.js';
+import { BrokerUnavailableError, CursorExpiredError, errorMessage } from '../../errors.js';
 import { deliverToSubscriber } from '../delivery.js';
 import type { GatewayEvent } from '../../events/event.js';
 import { backoffDelay, sleep } from '../../util/backoff.js';
 import type { Logger } from '../../util/logger.js';
-import type { Subscription } from '../broker.js';
+import type { FanOutOptions, LogPoint, LogPosition, Subscription } from '../broker.js';
 import type { NatsDeps, NatsSession } from './connection.js';
+import { checkResumed, PARTITION, resumeSequence, streamLog } from './log-position.js';
 import { topicSubjects } from './subjects.js';
 
-type OnEvent = (event: GatewayEvent) => void;
+export type OnEvent = (event: GatewayEvent, position: LogPosition | null) => void;
 
-function deliver(message: Msg | JsMsg, topic: string, onEvent: OnEvent, logger: Logger): void {
-  deliverToSubscriber(message.data, topic, onEvent, logger, { subject: message.subject, seq: 'seq' in message ? message.seq : undefined });
+function deliver(message: Msg | JsMsg, topic: string, onEvent: OnEvent, position: LogPosition | null, logger: Logger): void {
+  const ids = { subject: message.subject, seq: position?.offset };
+  deliverToSubscriber(message.data, topic, (event) => onEvent(event, position), logger, ids);
 }
 
 /**
  * JetStream fan-out through an ordered consumer on `events.<topic>.>`: an ephemeral, unacked,
- * in-memory consumer, never a durable one. It starts after the stream's last message, so it
- * delivers events stored from now on, in stream order, each once, and only what the stream
- * stored (a duplicate publish the stream dropped is not fanned out). Across a reconnect nats.js
- * re-creates it at the next sequence, so nothing stored meanwhile is skipped; should nats.js give
- * up, this re-creates it there itself.
+ * in-memory consumer, never a durable one. It starts after the stream's last message (or after
+ * `after`), so it delivers events stored from then on, in stream order, each once with its stream
+ * sequence as position (see `log-position.ts`), and only what the stream stored (a duplicate
+ * publish the stream dropped is not fanned out). Across a reconnect nats.js re-creates it at the
+ * next sequence, so nothing stored meanwhile is skipped; should nats.js give up, this re-creates
+ * it there itself.
  */
 export class OrderedFanOut implements Subscription {
+  private identity = '';
+  private startPoint: LogPoint = {};
+  /** Where to go on should the consumer end: after the last event delivered. */
   private nextSeq = 0;
   private consumer: Consumer | undefined;
   private messages: ConsumerMessages | undefined;
@@ -33,19 +39,38 @@ export class OrderedFanOut implements Subscription {
     private readonly deps: NatsDeps,
     private readonly topic: string,
     private readonly onEvent: OnEvent,
+    private readonly after: FanOutOptions['after'],
   ) {}
 
+  /** The stream's identity (`streamLog`) when this subscription opened. */
+  get log(): string {
+    return this.identity;
+  }
+
+  get start(): LogPoint {
+    return this.startPoint;
+  }
+
   /**
-   * Starts from the stream's current end and resolves once live; before the first connection,
-   * starts in the background once connected. Rejects with `BrokerUnavailableError`.
+   * Starts after the stream's current end, or after `after`, and resolves once live; while NATS
+   * is not connected, waits for the connection (positions need the stream). Rejects with
+   * `CursorExpiredError` / `InvalidCursorError` for an `after` the stream cannot serve, with
+   * `BrokerUnavailableError` when the server could not be asked or the broker closed meanwhile.
    */
   async open(): Promise<void> {
-    const session = this.deps.connector.current();
-    if (!session) return void this.reopen(0);
+    const session = await this.deps.connector.ready(this.closing.signal);
+    if (!session) throw new BrokerUnavailableError(`could not subscribe to topic ${this.topic}: the NATS broker was closed`);
+    const stream = await this.io(() => session.jsm!.streams.info(this.deps.options.stream));
+    this.identity = streamLog(stream);
+    const after = this.after ? resumeSequence(this.after, this.identity) : stream.state.last_seq;
+    const { consumer, startedAfter } = await this.io(() => this.create(session, after));
     try {
-      await this.start(session, await this.streamEnd(session));
+      if (this.after) checkResumed(after, startedAfter);
+      this.startPoint = { [PARTITION]: startedAfter };
+      await this.io(() => this.consume(consumer, startedAfter + 1));
     } catch (error) {
-      throw new BrokerUnavailableError(`could not subscribe to topic ${this.topic}: ${errorMessage(error)}`, { cause: error });
+      await this.discard(consumer);
+      throw error;
     }
   }
 
@@ -64,23 +89,38 @@ export class OrderedFanOut implements Subscription {
     });
   }
 
-  private async streamEnd(session: NatsSession): Promise<number> {
-    const info = await session.jsm!.streams.info(this.deps.options.stream);
-    return info.state.last_seq + 1;
+  private async io<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      throw new BrokerUnavailableError(`could not subscribe to topic ${this.topic}: ${errorMessage(error)}`, { cause: error });
+    }
   }
 
-  private async start(session: NatsSession, startSeq: number): Promise<void> {
-    this.nextSeq = startSeq;
+  /**
+   * Creates the ordered consumer to deliver the events after sequence `after`. `startedAfter` is
+   * where the server really put it, from the info it answered the creation with (`checkResumed`).
+   */
+  private async create(session: NatsSession, after: number): Promise<{ consumer: Consumer; startedAfter: number }> {
+    // Always a start sequence, never DeliverPolicy.New: nats.js re-creates an ordered consumer at
+    // its cursor + 1, and a consumer that started "new" and saw nothing yet has cursor 0, which
+    // would replay the whole stream.
     const consumer = await session.js!.consumers.get(this.deps.options.stream, {
       filter_subjects: topicSubjects(this.topic),
       deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: startSeq,
+      opt_start_seq: after + 1,
     });
+    const info = await consumer.info(true);
+    return { consumer, startedAfter: info.delivered.stream_seq };
+  }
+
+  private async consume(consumer: Consumer, nextSeq: number): Promise<void> {
+    this.nextSeq = nextSeq;
     const messages = await consumer.consume({
       expires: this.deps.options.pullExpiresMs,
       callback: (message) => {
         this.nextSeq = message.seq + 1;
-        deliver(message, this.topic, this.onEvent, this.deps.logger);
+        deliver(message, this.topic, this.onEvent, { partition: PARTITION, offset: message.seq }, this.deps.logger);
       },
     });
     if (this.closing.signal.aborted) {
@@ -98,14 +138,19 @@ export class OrderedFanOut implements Subscription {
     });
   }
 
-  /** Starts again at `startSeq` (0: the stream's end) once connected, retrying with backoff. */
-  private async reopen(startSeq: number): Promise<void> {
+  /** Goes on at `nextSeq` once connected, retrying with backoff. */
+  private async reopen(nextSeq: number): Promise<void> {
     const { signal } = this.closing;
     for (let attempt = 1; !signal.aborted; attempt++) {
       const session = await this.deps.connector.ready(signal);
       if (!session) return;
       try {
-        await this.start(session, startSeq || (await this.streamEnd(session)));
+        const { consumer, startedAfter } = await this.create(session, nextSeq - 1);
+        this.reportMovedStart(nextSeq - 1, startedAfter);
+        await this.consume(consumer, startedAfter + 1).catch(async (error: unknown) => {
+          await this.discard(consumer);
+          throw error;
+        });
         return;
       } catch (error) {
         this.deps.logger.warn({ err: error, topic: this.topic, attempt }, 'could not open a fan-out consumer; retrying');
@@ -113,15 +158,27 @@ export class OrderedFanOut implements Subscription {
       }
     }
   }
+
+  /** A subscription cannot refuse events once it runs: a start the server moved is only logged. */
+  private reportMovedStart(after: number, startedAfter: number): void {
+    if (startedAfter === after) return;
+    const ids = { topic: this.topic, stream: this.deps.options.stream, log: this.identity, after, startedAfter };
+    if (startedAfter > after) this.deps.logger.error(ids, 'the NATS stream removed events before the fan-out consumer was re-created; they are skipped');
+    else this.deps.logger.error(ids, 'the NATS stream ends before where the fan-out was (made anew?); its positions start again lower');
+  }
 }
 
 /**
  * Core-mode fan-out: a plain subscription on `events.<topic>.>`. nats.js re-subscribes after a
  * reconnect, and `follow` after a replaced connection; events published while this process was
- * disconnected are not seen (at most once).
+ * disconnected are not seen (at most once). Events carry no position, and `after` is refused
+ * with `CursorExpiredError`: core NATS keeps nothing to resume from.
  * Resolves once the server has registered it, so no later event is missed.
  */
-export async function subscribeCore({ connector, logger }: NatsDeps, topic: string, onEvent: OnEvent): Promise<Subscription> {
+export async function subscribeCore({ connector, logger }: NatsDeps, topic: string, onEvent: OnEvent, options: FanOutOptions = {}): Promise<Subscription> {
+  if (options.after) {
+    throw new CursorExpiredError('this gateway runs on core NATS, which keeps nothing to resume from; subscribe without "after"');
+  }
   let sub: NatsSubscription | undefined;
   const closed = new AbortController();
   const open = (session: NatsSession) => {
@@ -129,7 +186,7 @@ export async function subscribeCore({ connector, logger }: NatsDeps, topic: stri
     sub = session.nc.subscribe(topicSubjects(topic), {
       callback: (error, message) => {
         if (error) logger.warn({ err: error, topic }, 'fan-out subscription error');
-        else deliver(message, topic, onEvent, logger);
+        else deliver(message, topic, onEvent, null, logger);
       },
     });
     return session.nc.flush();
@@ -149,6 +206,8 @@ export async function subscribeCore({ connector, logger }: NatsDeps, topic: stri
     onError: (error) => logger.warn({ err: error, topic }, 'fan-out subscription not confirmed'),
   });
   return {
+    log: null,
+    start: {},
     close: async () => {
       closed.abort();
       await sub?.drain().catch((error: unknown) => logger.debug({ err: error, topic }, 'could not drain a fan-out subscription'));

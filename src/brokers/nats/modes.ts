@@ -3,11 +3,11 @@ import { errors as natsErrors, type NatsConnection } from '@nats-io/transport-no
 import { BrokerCapabilityError, BrokerUnavailableError, errorMessage } from '../../errors.js';
 import { encodeEvent } from '../../events/codec.js';
 import type { GatewayEvent } from '../../events/event.js';
-import type { BrokerFeatures, ConsumerBinding, ConsumerHandle, DeliverySink, Subscription } from '../broker.js';
+import type { BrokerFeatures, ConsumerBinding, ConsumerHandle, DeliverySink, FanOutOptions, Subscription } from '../broker.js';
 import type { NatsDeps, NatsSession } from './connection.js';
 import { ensureBindingConsumer } from './consumer-config.js';
 import { CoreConsumer } from './core-consumer.js';
-import { OrderedFanOut, subscribeCore } from './fan-out.js';
+import { OrderedFanOut, subscribeCore, type OnEvent } from './fan-out.js';
 import { JetStreamConsumer } from './jetstream-consumer.js';
 import { eventHeaders } from './messages.js';
 import { redactUrl } from '../redact-url.js';
@@ -21,7 +21,7 @@ export interface NatsMode {
   /** Checks the server can serve this mode and sets it up; see `PrepareSession`. */
   prepare(nc: NatsConnection): Promise<NatsSession>;
   publish(session: NatsSession, events: readonly GatewayEvent[]): Promise<void>;
-  subscribe(topic: string, onEvent: (event: GatewayEvent) => void): Promise<Subscription>;
+  subscribe(topic: string, onEvent: OnEvent, options: FanOutOptions): Promise<Subscription>;
   consume(binding: ConsumerBinding, sink: DeliverySink): Promise<ConsumerHandle>;
   redeliver(session: NatsSession, binding: ConsumerBinding, event: GatewayEvent): Promise<void>;
 }
@@ -44,6 +44,8 @@ export class JetStreamMode implements NatsMode {
     publishDeduplication: true,
     lag: true,
     durableConsumers: true,
+    // Fan-out positions are stream sequences; the stream keeps events for NATS_MAX_AGE_MS.
+    replay: true,
   };
 
   constructor(private readonly deps: NatsDeps) {
@@ -66,8 +68,8 @@ export class JetStreamMode implements NatsMode {
     return publishToJetStream(session.js!, events, { timeoutMs: options.publishTimeoutMs, stream: options.stream, logger });
   }
 
-  async subscribe(topic: string, onEvent: (event: GatewayEvent) => void): Promise<Subscription> {
-    const fanOut = new OrderedFanOut(this.deps, topic, onEvent);
+  async subscribe(topic: string, onEvent: OnEvent, options: FanOutOptions): Promise<Subscription> {
+    const fanOut = new OrderedFanOut(this.deps, topic, onEvent, options.after);
     await fanOut.open();
     return fanOut;
   }
@@ -106,6 +108,7 @@ export class CoreMode implements NatsMode {
     publishDeduplication: false,
     lag: false,
     durableConsumers: false,
+    replay: false,
   };
 
   constructor(private readonly deps: NatsDeps) {}
@@ -118,8 +121,8 @@ export class CoreMode implements NatsMode {
     return publishToCore(session.nc, events, { timeoutMs: this.deps.options.publishTimeoutMs });
   }
 
-  subscribe(topic: string, onEvent: (event: GatewayEvent) => void): Promise<Subscription> {
-    return subscribeCore(this.deps, topic, onEvent);
+  subscribe(topic: string, onEvent: OnEvent, options: FanOutOptions): Promise<Subscription> {
+    return subscribeCore(this.deps, topic, onEvent, options);
   }
 
   async consume(binding: ConsumerBinding, sink: DeliverySink): Promise<ConsumerHandle> {

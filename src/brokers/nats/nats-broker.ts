@@ -8,6 +8,8 @@ import type {
   ConsumerBinding,
   ConsumerHandle,
   DeliverySink,
+  FanOutOptions,
+  LogPosition,
   Subscription,
 } from '../broker.js';
 import { NatsConnector, type NatsSession } from './connection.js';
@@ -70,9 +72,13 @@ export class NatsBroker implements Broker {
     }
   }
 
-  async subscribe(topic: string, onEvent: (event: GatewayEvent) => void): Promise<Subscription> {
+  /**
+   * JetStream: positions are stream sequences, and while NATS is down this waits for the
+   * connection (`log` and `start` need the stream). Core NATS: no positions; `after` is refused.
+   */
+  async subscribe(topic: string, onEvent: (event: GatewayEvent, position: LogPosition | null) => void, options: FanOutOptions = {}): Promise<Subscription> {
     this.assertOpen();
-    const subscription = await this.mode.subscribe(topic, onEvent);
+    const subscription = await this.mode.subscribe(topic, onEvent, options);
     return this.track(this.subscriptions, subscription);
   }
 

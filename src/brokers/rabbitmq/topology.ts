@@ -14,7 +14,10 @@ import { declarationFailed } from './errors.js';
  * - its delayed retries wait in `<consumer>.retry.<bucket>` queues, whose dead-letter exchange
  *   (the default exchange) hands an expired message back to `<consumer>` and nobody else;
  * - its dead letters go to the durable queue `<consumer>.dlq`;
- * - a fan-out subscription is an exclusive, auto-delete, server-named queue bound with `<topic>.#`.
+ * - fan-out subscriptions of a topic read the durable stream queue `<exchange>.stream.<topic>`,
+ *   bound with `<topic>.#`, made by the first subscription and kept afterwards: it holds the
+ *   topic's events for `x-max-age` so a subscriber can resume. Topics and consumer names contain
+ *   no dots, so this name never meets a consumer's queues.
  */
 export class Topology {
   /**
@@ -27,12 +30,33 @@ export class Topology {
   constructor(
     readonly exchange: string,
     private readonly topics: Readonly<Record<string, TopicSettings>>,
+    private readonly streams: StreamRetention,
   ) {}
 
-  /** The arguments every queue of `topic` that holds its live events carries (`x-message-ttl`). */
+  /** The arguments a durable consumer's queue of `topic` carries (`x-message-ttl`). */
   queueArguments(topic: string): Record<string, unknown> {
     const ttlMs = this.topics[topic]?.ttlMs;
     return ttlMs === undefined ? {} : { 'x-message-ttl': ttlMs };
+  }
+
+  /** The stream queue fan-out subscriptions of `topic` read. */
+  streamQueue(topic: string): string {
+    return `${this.exchange}.stream.${topic}`;
+  }
+
+  /**
+   * The arguments of a topic's stream. Streams know no per-message TTL: a topic's `ttlMs` becomes
+   * the stream's `x-max-age` instead, in whole seconds (RabbitMQ takes only a string with a unit).
+   * Retention drops whole segments once every event in one is older than that, so small segments
+   * let a quiet topic's old events go; the segment being written is always kept.
+   */
+  streamArguments(topic: string): Record<string, unknown> {
+    const ttlMs = this.topics[topic]?.ttlMs;
+    return {
+      'x-queue-type': 'stream',
+      'x-max-age': ttlMs === undefined ? this.streams.maxAge : `${Math.max(1, Math.ceil(ttlMs / 1000))}s`,
+      'x-stream-max-segment-size-bytes': this.streams.maxSegmentSizeBytes,
+    };
   }
 
   async declareExchange(channel: Channel): Promise<void> {
@@ -84,18 +108,25 @@ export class Topology {
     queues.add(queue);
   }
 
-  /** A fresh server-named queue for one fan-out subscription, bound to every type of `topic`. */
-  async declareFanOut(channel: Channel, topic: string): Promise<string> {
+  /**
+   * The topic's stream, bound to every type of `topic`; safe to repeat. A stream must be durable,
+   * neither exclusive nor auto-delete (RabbitMQ refuses those with 406).
+   */
+  async declareStream(channel: Channel, topic: string): Promise<string> {
     await this.declareExchange(channel);
-    const { queue } = await declareQueue(channel, '', {
-      exclusive: true,
-      autoDelete: true,
-      durable: false,
-      arguments: this.queueArguments(topic),
-    });
+    const queue = this.streamQueue(topic);
+    await declareQueue(channel, queue, { durable: true, arguments: this.streamArguments(topic) });
     await bindQueue(channel, queue, this.exchange, `${topic}.#`);
     return queue;
   }
+}
+
+/** How long topics' streams keep events, unless a topic's `ttlMs` says otherwise. */
+export interface StreamRetention {
+  /** `x-max-age`: a number and a unit, one of Y, M, D, h, m, s (e.g. '7D'). */
+  readonly maxAge: string;
+  /** `x-stream-max-segment-size-bytes`. */
+  readonly maxSegmentSizeBytes: number;
 }
 
 export function routingKey(event: Pick<GatewayEvent, 'topic' | 'type'>): string {
@@ -128,7 +159,7 @@ async function declareQueue(channel: Channel, queue: string, options: Options.As
   try {
     return await channel.assertQueue(queue, options);
   } catch (error) {
-    throw declarationFailed(error, queue ? `queue "${queue}"` : 'fan-out queue');
+    throw declarationFailed(error, `queue "${queue}"`);
   }
 }
 

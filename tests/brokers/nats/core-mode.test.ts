@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Delivery } from '../../../src/brokers/broker.js';
+import type { Delivery, LogPosition } from '../../../src/brokers/broker.js';
 import type { NatsConnector } from '../../../src/brokers/nats/connection.js';
 import { NatsBroker } from '../../../src/brokers/nats/nats-broker.js';
-import { BrokerCapabilityError, BrokerUnavailableError } from '../../../src/errors.js';
+import { BrokerCapabilityError, BrokerUnavailableError, CursorExpiredError } from '../../../src/errors.js';
 import type { GatewayEvent } from '../../../src/events/event.js';
 import { silentLogger } from '../../../src/util/logger.js';
 import { makeEvent, uniqueName, waitFor } from '../../helpers/events.js';
@@ -61,6 +61,7 @@ describe('NATS without JetStream', () => {
       publishDeduplication: false,
       lag: false,
       durableConsumers: false,
+      replay: false,
     });
     const consumer = await consumeWith(broker, binding(), async () => ({ kind: 'ack' }));
     expect(await consumer.lag()).toBeNull();
@@ -79,6 +80,23 @@ describe('NATS without JetStream', () => {
     await publisher.publish(events);
     await waitFor(() => received.length === 50, 5000, '50 events');
     expect(received).toEqual(events);
+  });
+
+  it('fans out without positions, and refuses to resume after a cursor: core NATS keeps nothing', async () => {
+    const broker = await connectCore();
+    const topic = uniqueName('fan');
+    const received: [string, LogPosition | null][] = [];
+    const subscription = await broker.subscribe(topic, (event, position) => void received.push([event.id, position]));
+    expect(subscription.log).toBeNull();
+    expect(subscription.start).toEqual({});
+    const event = makeEvent({ topic });
+    await broker.publish([event]);
+    await waitFor(() => received.length === 1, 5000, 'the event');
+    expect(received).toEqual([[event.id, null]]);
+
+    const error = await broker.subscribe(topic, () => undefined, { after: { log: 'any', point: { '': 0 } } }).then(() => null, (e: unknown) => e);
+    expect(error).toBeInstanceOf(CursorExpiredError);
+    expect(error).toMatchObject({ code: 'CURSOR_EXPIRED', message: expect.stringContaining('core NATS, which keeps nothing to resume from') });
   });
 
   it('shares a consumer between processes as a queue group, each event handled once', async () => {

@@ -5,7 +5,7 @@ import type { GatewayEvent } from '../../../src/events/event.js';
 import { gql, startTestApp } from '../../helpers/app.js';
 import { requireBroker } from '../../helpers/brokers.js';
 import { uniqueName, waitFor } from '../../helpers/events.js';
-import { createRabbitMqBroker, deleteRabbitMqObjects, plainClient, queueState, waitForFanOutQueue } from '../../helpers/rabbitmq.js';
+import { createRabbitMqBroker, deleteRabbitMqObjects, plainClient, queueState, streamQueue, waitForStreamConsumer } from '../../helpers/rabbitmq.js';
 import { subscribe, wsClient } from '../../helpers/subscriptions.js';
 
 type TestApp = Awaited<ReturnType<typeof startTestApp>>;
@@ -24,6 +24,7 @@ const EVENTS = /* GraphQL */ `
 if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
   describe('RabbitMQ interop: GraphQL, the gateway and plain AMQP clients', () => {
     const consumers = new Set<string>();
+    const streams = new Set<string>();
     const apps: TestApp[] = [];
     const cleanups: (() => unknown)[] = [];
 
@@ -37,7 +38,8 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       const client = wsClient(app.url);
       const sub = subscribe<{ events: Record<string, unknown> }>(client, EVENTS, { topic });
       cleanups.push(() => sub.close(), () => client.dispose());
-      await waitForFanOutQueue(topic);
+      streams.add(streamQueue(topic));
+      await waitForStreamConsumer(topic);
       return sub;
     };
     const client = async () => {
@@ -50,7 +52,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       for (const cleanup of cleanups.splice(0)) await cleanup();
       await Promise.all(apps.splice(0).map((app) => app.dispose()));
     });
-    afterAll(() => deleteRabbitMqObjects({ consumers }));
+    afterAll(() => deleteRabbitMqObjects({ consumers, streams }));
 
     it('delivers a mutation’s event to a graphql-ws subscription through RabbitMQ', async () => {
       const app = await gateway();

@@ -14,12 +14,13 @@ import {
   listBindings,
   plainClient,
   queueState,
-  rabbitmqctl,
+  streamQueue,
 } from '../../helpers/rabbitmq.js';
 
 if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
   describe('RabbitMQ: recovery and shutdown', () => {
     const consumers = new Set<string>();
+    const streams = new Set<string>();
     const brokers: RabbitMqBroker[] = [];
 
     const create = (options: Partial<RabbitMqBrokerOptions> = {}) => {
@@ -50,7 +51,13 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
     afterEach(async () => {
       await Promise.all(brokers.splice(0).map((broker) => broker.close()));
     });
-    afterAll(() => deleteRabbitMqObjects({ consumers }));
+    afterAll(() => deleteRabbitMqObjects({ consumers, streams }));
+    /** A topic whose stream this suite deletes afterwards. */
+    const subscribedTopic = () => {
+      const topic = uniqueName('t');
+      streams.add(streamQueue(topic));
+      return topic;
+    };
 
     it('declares and consumes again when the broker cancels a consumer because its queue was deleted', async () => {
       const broker = await connect();
@@ -68,30 +75,59 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       await waitFor(() => handled.includes(event.id), 5000, 'delivery after the cancel');
     });
 
-    it('gives a subscription a new queue when the broker cancels it', async () => {
+    it('declares the stream again when someone deletes it, and reads the new one from its beginning', async () => {
       const broker = await connect();
-      const topic = uniqueName('t');
-      const received: GatewayEvent[] = [];
-      await broker.subscribe(topic, (event) => received.push(event));
-      const queueOf = async () => (await listBindings()).find((r) => r.source_name === 'events' && r.routing_key === `${topic}.#`)?.destination_name;
-      const first = await queueOf();
-      expect(first).toBeDefined();
-      // Only the owning connection may touch an exclusive queue; an operator deletes it by hand.
-      await rabbitmqctl('delete_queue', first!);
-      await waitFor(async () => {
-        const queue = await queueOf();
-        return queue !== undefined && queue !== first;
-      }, 10_000, 'a new fan-out queue');
+      const topic = subscribedTopic();
+      const received: { event: GatewayEvent; offset: number | undefined }[] = [];
+      await broker.subscribe(topic, (event, position) => received.push({ event, offset: position?.offset }));
+      await broker.publish([makeEvent({ topic }), makeEvent({ topic }), makeEvent({ topic })]);
+      await waitFor(() => received.length === 3, 5000, 'the events before the deletion');
+      const client = await plainClient();
+      try {
+        await client.channel.deleteQueue(streamQueue(topic));
+      } finally {
+        await client.close();
+      }
+      const bound = async () => (await listBindings()).some((r) => r.destination_name === streamQueue(topic) && r.routing_key === `${topic}.#`);
+      await waitFor(bound, 10_000, 'the stream declared and bound again');
       const event = makeEvent({ topic });
       await broker.publish([event]);
-      await waitFor(() => received.length === 1, 5000, 'fan-out delivery after the cancel');
-      expect(received[0]).toEqual(event);
+      await waitFor(() => received.length === 4, 5000, 'delivery from the new stream');
+      // The new stream starts over at offset 0: going on after the old stream's offset 2 would skip it.
+      expect(received[3]).toEqual({ event, offset: 0 });
+    });
+
+    it('resumes a subscription after the last event it delivered when its connection drops, while publishing goes on', async () => {
+      const connectionName = uniqueName('conn');
+      const broker = await connect({ connectionName, reconnect: { initialMs: 4000, maxMs: 4000, multiplier: 1, jitter: 0 } });
+      const topic = subscribedTopic();
+      const received: { id: string; offset: number | undefined }[] = [];
+      await broker.subscribe(topic, (event, position) => received.push({ id: event.id, offset: position?.offset }));
+      const first = makeEvent({ topic });
+      await broker.publish([first]);
+      await waitFor(() => received.length === 1, 5000, 'the first event');
+
+      await closeConnectionNamed(`${connectionName} (subscriptions)`);
+      // Subscriptions have a connection of their own: the publisher goes on while they reconnect.
+      const meanwhile = Array.from({ length: 5 }, () => makeEvent({ topic }));
+      await broker.publish(meanwhile);
+      expect(broker.status()).toEqual({ connected: true, lastError: null });
+      await sleep(300);
+      expect(received).toHaveLength(1);
+
+      await waitFor(() => received.length >= 6, 15_000, 'the events published while the subscription was away');
+      await sleep(300);
+      expect(received.map((r) => r.id)).toEqual([first, ...meanwhile].map((e) => e.id));
+      const offsets = received.map((r) => r.offset!);
+      expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
+      expect(new Set(offsets).size).toBe(6);
     });
 
     it('reconnects after the broker drops the connection, reports the outage, and resumes consumers and subscriptions', async () => {
       const connectionName = uniqueName('conn');
       const broker = await connect({ connectionName, reconnect: { initialMs: 1000, maxMs: 1000, multiplier: 1, jitter: 0 } });
       const b = binding();
+      streams.add(streamQueue(b.topic));
       const handled = await recording(broker, b);
       const received: GatewayEvent[] = [];
       await broker.subscribe(b.topic, (event) => received.push(event));

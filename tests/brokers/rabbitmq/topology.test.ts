@@ -14,12 +14,14 @@ import {
   listQueues,
   plainClient,
   queueState,
+  streamQueue,
 } from '../../helpers/rabbitmq.js';
 
 if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
   describe('RabbitMQ topology', () => {
     const exchange = uniqueName('x');
     const consumers = new Set<string>();
+    const streams = new Set<string>();
     const brokers: RabbitMqBroker[] = [];
 
     const connect = async (options: Partial<RabbitMqBrokerOptions> = {}) => {
@@ -37,7 +39,13 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
     afterEach(async () => {
       await Promise.all(brokers.splice(0).map((broker) => broker.close()));
     });
-    afterAll(() => deleteRabbitMqObjects({ consumers, exchanges: [exchange] }));
+    afterAll(() => deleteRabbitMqObjects({ consumers, streams, exchanges: [exchange] }));
+    /** A topic whose stream this suite deletes afterwards. */
+    const subscribedTopic = () => {
+      const topic = uniqueName('t');
+      streams.add(streamQueue(topic, exchange));
+      return topic;
+    };
 
     it('declares a durable topic exchange and a durable queue per consumer, bound to its topic or its types', async () => {
       const broker = await connect();
@@ -174,36 +182,44 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       expect(at(slow.id, 2) - at(slow.id, 1)).toBeGreaterThanOrEqual(2900);
     });
 
-    it('makes a subscription an exclusive, auto-delete, server-named queue bound to <topic>.#, gone after close', async () => {
+    it('reads subscriptions of a topic from one durable stream <exchange>.stream.<topic>, bound to <topic>.#, which outlives them', async () => {
       const broker = await connect();
-      const topic = uniqueName('t');
-      const received: GatewayEvent[] = [];
-      const subscription = await broker.subscribe(topic, (event) => received.push(event));
+      const topic = subscribedTopic();
+      const received: GatewayEvent[][] = [[], []];
+      const subscriptions = await Promise.all(received.map((into) => broker.subscribe(topic, (event) => into.push(event))));
       const bound = (await listBindings()).filter((r) => r.source_name === exchange && r.routing_key === `${topic}.#`);
-      expect(bound).toHaveLength(1);
-      const queueName = bound[0]!.destination_name;
-      expect(queueName).toMatch(/^amq\.gen-/);
-      expect((await listQueues()).find((q) => q.name === queueName)).toMatchObject({ exclusive: true, auto_delete: true, durable: false });
+      expect(bound.map((r) => r.destination_name)).toEqual([`${exchange}.stream.${topic}`]);
+      const stream = `${exchange}.stream.${topic}`;
+      expect((await listQueues()).find((q) => q.name === stream)).toMatchObject({
+        durable: true,
+        auto_delete: false,
+        consumers: 2,
+        arguments: { 'x-queue-type': 'stream', 'x-max-age': '7D', 'x-stream-max-segment-size-bytes': 8_000_000 },
+      });
 
       const event = makeEvent({ topic, type: 'a.b.c' });
       await broker.publish([event]);
-      await waitFor(() => received.length === 1, 5000, 'fan-out delivery');
-      expect(received[0]).toEqual(event);
+      await waitFor(() => received.every((into) => into.length === 1), 5000, 'fan-out delivery to both');
+      expect(received).toEqual([[event], [event]]);
 
-      await subscription.close();
-      expect((await listQueues()).some((q) => q.name === queueName)).toBe(false);
+      await Promise.all(subscriptions.map((subscription) => subscription.close()));
+      // The stream stays, with no consumer of the closed subscriptions left on it.
+      await waitFor(async () => (await listQueues()).find((q) => q.name === stream)?.consumers === 0, 5000, 'the stream without consumers');
     });
 
-    it('puts the topic TTL on the queues of that topic as x-message-ttl', async () => {
-      const topic = uniqueName('t');
+    it('puts the topic TTL on its consumers\' queues as x-message-ttl and on its stream as x-max-age', async () => {
+      const topic = subscribedTopic();
       const broker = await connect({ topics: { [topic]: { ttlMs: 60_000 } } });
       const b = binding({ topic });
       await consumeWith(broker, b, async () => ({ kind: 'ack' }));
       await broker.subscribe(topic, () => undefined);
       const queues = await listQueues();
-      const fanOut = (await listBindings()).find((r) => r.source_name === exchange && r.destination_name.startsWith('amq.gen-') && r.routing_key === `${topic}.#`);
       expect(queues.find((q) => q.name === b.name)?.arguments).toEqual({ 'x-message-ttl': 60_000 });
-      expect(queues.find((q) => q.name === fanOut?.destination_name)?.arguments).toEqual({ 'x-message-ttl': 60_000 });
+      expect(queues.find((q) => q.name === `${exchange}.stream.${topic}`)?.arguments).toEqual({
+        'x-queue-type': 'stream',
+        'x-max-age': '60s',
+        'x-stream-max-segment-size-bytes': 8_000_000,
+      });
       // Dead letters are kept until someone looks at them, whatever the topic's TTL.
       expect(queues.find((q) => q.name === `${b.name}.dlq`)?.arguments).toEqual({});
     });
