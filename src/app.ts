@@ -13,6 +13,7 @@ import { EventPublisher } from './events/publisher.js';
 import { Relay, type RelayOptions } from './relay/relay.js';
 import type { Services } from './schema/context.js';
 import { attachWebSocket } from './server/websocket.js';
+import { OriginPolicy } from './server/use-cross-site-protection.js';
 import { createGatewayYoga, type GatewayYoga } from './server/yoga.js';
 import type { DeadLetterRow } from './store/dead-letter-repository.js';
 import { openStore, type Store } from './store/store.js';
@@ -91,6 +92,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
   const services: Services = { publisher, outbox, deadLetters, processed, consumers, hub, groups, broker, relay, deadLetterBus };
 
   const authenticator = createAuthenticator(config.auth);
+  const origins = new OriginPolicy(config.corsOrigins);
   const yoga = createGatewayYoga({
     services,
     logger: logger.child({ component: 'http' }),
@@ -98,6 +100,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     limits: config.limits,
     groups,
     subscriberBounds: { events: config.subscriberBuffer, bytes: config.subscriberBufferBytes },
+    origins,
     ready: async () => {
       await store.ping();
       return broker.status().connected;
@@ -110,6 +113,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     limits: config.limits,
     logger: logger.child({ component: 'websocket' }),
     bounds: { frames: config.subscriberBuffer, bytes: config.subscriberBufferBytes },
+    origins,
   });
   let port = 0;
   let started = false;

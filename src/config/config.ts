@@ -30,6 +30,11 @@ const envSchema = z.object({
   SUBSCRIBER_BUFFER: int(1, 1_000_000).default(1000),
   NODE_ENV: z.string().optional(),
   INTROSPECTION: z.enum(['true', 'false']).optional(),
+  CORS_ORIGINS: z
+    .string()
+    .transform((list) => list.split(',').map((origin) => origin.trim()).filter(Boolean))
+    .pipe(z.array(z.string().refine(isOrigin, 'must be a comma-separated list of origins such as https://app.example.com (scheme, host and port only)')))
+    .default([]),
   MAX_REQUEST_BYTES: int(1024, 256 * 1024 * 1024).default(1024 * 1024),
   BATCH_LIMIT: int(0, 1000).default(10),
   GRAPHQL_MAX_DEPTH: int(1, 1000).default(8),
@@ -60,6 +65,10 @@ const envSchema = z.object({
   NATS_JETSTREAM: z.enum(['required', 'off']).default('required'),
   NATS_MAX_AGE_MS: int(0, Number.MAX_SAFE_INTEGER).default(0),
 });
+
+function isOrigin(value: string): boolean {
+  return URL.canParse(value) && /^https?:$/.test(new URL(value).protocol) && new URL(value).origin === value.replace(/\/$/, '');
+}
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 
@@ -173,6 +182,8 @@ export interface GatewayConfig {
   /** Absent: the gateway runs open (and says so at start). */
   readonly auth: AuthConfig | undefined;
   readonly limits: Limits;
+  /** Web origins besides the gateway's own that browsers may call it from (CORS). */
+  readonly corsOrigins: readonly string[];
 }
 
 /** What one request or connection may ask of the server. */
@@ -244,6 +255,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       topics: file.topics,
     },
     auth: file.auth,
+    corsOrigins: e.CORS_ORIGINS,
     limits: {
       introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
       maxRequestBytes: e.MAX_REQUEST_BYTES,

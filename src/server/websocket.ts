@@ -8,6 +8,7 @@ import type { Principal } from '../auth/principal.js';
 import type { Limits } from '../config/config.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../util/logger.js';
+import type { OriginPolicy } from './use-cross-site-protection.js';
 import { SocketWriter, type SocketWriterBounds } from './socket-writer.js';
 import { WS_OPERATION, type WsOperation } from './use-grouped-subscriptions.js';
 import type { GatewayYoga } from './yoga.js';
@@ -51,6 +52,8 @@ export interface WebSocketOptions {
   readonly logger: Logger;
   /** Per-socket bounds on frames waiting for a client that reads slowly. */
   readonly bounds: SocketWriterBounds;
+  /** Browsers open WebSockets cross-site without any CORS check: the upgrade checks `Origin`. */
+  readonly origins: OriginPolicy;
 }
 
 /**
@@ -72,6 +75,8 @@ export function attachWebSocket(server: Server, options: WebSocketOptions) {
     handleProtocols: (protocols) => (protocols.has(GRAPHQL_TRANSPORT_WS_PROTOCOL) ? GRAPHQL_TRANSPORT_WS_PROTOCOL : false),
     // Per-message deflate costs memory per socket and CPU per frame; events are small JSON.
     perMessageDeflate: false,
+    // Without this, any web page its user visits could read events through a gateway on localhost.
+    verifyClient: (info, accept) => accept(options.origins.allowsUpgrade(info.req.headers), 403, 'Forbidden: cross-site WebSocket from an origin not in CORS_ORIGINS'),
   });
 
   const protocol = makeServer<Record<string, unknown> | undefined, SocketExtra>({

@@ -11,6 +11,7 @@ import { gatewaySchema } from '../schema/index.js';
 import type { GatewayContext, Services } from '../schema/context.js';
 import type { Logger } from '../util/logger.js';
 import { maskError } from './errors.js';
+import { corsFor, useCrossSiteProtection, type OriginPolicy } from './use-cross-site-protection.js';
 import { useGroupedSubscriptions } from './use-grouped-subscriptions.js';
 import type { SubscriptionGroups } from '../subscriptions/subscription-groups.js';
 
@@ -25,6 +26,8 @@ export interface YogaOptions {
   readonly groups: SubscriptionGroups;
   /** Per-subscriber bounds for SSE streams. */
   readonly subscriberBounds: { readonly events: number; readonly bytes: number };
+  /** Which web origins may call the gateway from a browser. */
+  readonly origins: OriginPolicy;
   /** Readiness: the store answers and the broker is connected. */
   readonly ready: () => Promise<boolean>;
 }
@@ -55,6 +58,7 @@ export function createGatewayYoga(options: YogaOptions): GatewayYoga {
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
+    cors: corsFor(options.origins),
     context: async (initial) => ({
       services,
       // Over WebSocket the principal was established once, at connection_init.
@@ -78,6 +82,7 @@ export function createGatewayYoga(options: YogaOptions): GatewayYoga {
       error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.map(String).join(' ')),
     },
     plugins: [
+      useCrossSiteProtection(options.origins),
       useReadinessCheck({ endpoint: '/ready', check: () => options.ready() }),
       ...(limits.introspection ? [] : [useDisableIntrospection()]),
       useQueryLimits(limits),
