@@ -13,6 +13,7 @@ import { EventPublisher } from './events/publisher.js';
 import { Relay, type RelayOptions } from './relay/relay.js';
 import type { Services } from './schema/context.js';
 import { attachWebSocket } from './server/websocket.js';
+import { createOperationsEndpoints } from './server/operations-endpoints.js';
 import { OriginPolicy } from './server/use-cross-site-protection.js';
 import { createGatewayYoga, type GatewayYoga } from './server/yoga.js';
 import type { DeadLetterRow } from './store/dead-letter-repository.js';
@@ -101,12 +102,17 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     groups,
     subscriberBounds: { events: config.subscriberBuffer, bytes: config.subscriberBufferBytes },
     origins,
-    ready: async () => {
-      await store.ping();
-      return broker.status().connected;
-    },
   });
-  const server: Server = createServer(yoga);
+  const server: Server = createServer(
+    createOperationsEndpoints(
+      {
+        dialect: store.dialect,
+        storeWritable: () => store.ping(),
+        broker: () => ({ kind: broker.kind, ...broker.status(), circuit: relay.breaker.state }),
+      },
+      yoga,
+    ),
+  );
   const ws = attachWebSocket(server, {
     yoga,
     authenticator,

@@ -1,7 +1,7 @@
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { GraphQLError } from 'graphql';
 import { UnauthenticatedError, type Authenticator } from '../auth/authenticator.js';
 import { credentialsFromHeaders } from '../auth/credentials.js';
@@ -28,8 +28,6 @@ export interface YogaOptions {
   readonly subscriberBounds: { readonly events: number; readonly bytes: number };
   /** Which web origins may call the gateway from a browser. */
   readonly origins: OriginPolicy;
-  /** Readiness: the store answers and the broker is connected. */
-  readonly ready: () => Promise<boolean>;
 }
 
 const EXAMPLE_QUERY = /* GraphQL */ `# Publish an event (it goes to the outbox, then the relay sends it to the broker):
@@ -56,6 +54,7 @@ export function createGatewayYoga(options: YogaOptions): GatewayYoga {
   return createYoga<Record<string, unknown>, GatewayContext>({
     schema: gatewaySchema(),
     graphqlEndpoint: '/graphql',
+    // `/health`, `/ready` and `/metrics` are answered before Yoga (operations-endpoints.ts).
     healthCheckEndpoint: '/health',
     landingPage: false,
     cors: corsFor(options.origins),
@@ -83,7 +82,6 @@ export function createGatewayYoga(options: YogaOptions): GatewayYoga {
     },
     plugins: [
       useCrossSiteProtection(options.origins),
-      useReadinessCheck({ endpoint: '/ready', check: () => options.ready() }),
       ...(limits.introspection ? [] : [useDisableIntrospection()]),
       useQueryLimits(limits),
       useGraphQLErrorCodes(),
