@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { createAuthenticator } from './auth/authenticator.js';
 import type { Broker } from './brokers/broker.js';
 import { createBroker } from './brokers/index.js';
+import { redactUrl } from './brokers/redact-url.js';
 import type { GatewayConfig } from './config/config.js';
 import { ConsumerManager } from './consumers/consumer-manager.js';
 import type { EventHandler } from './consumers/handlers/handler.js';
@@ -206,8 +207,8 @@ function consumerDefinitions(config: GatewayConfig, handlers: Record<string, Eve
       maxAttempts: consumer.maxAttempts,
       backoff: consumer.backoff,
       prefetch: consumer.prefetch,
-      handler: fn ?? createWebhookHandler(webhook!),
-      description: fn ? 'function' : `webhook ${webhook!.url}`,
+      handler: fn ?? createWebhookHandler({ url: webhook!.url, timeoutMs: webhook!.timeoutMs, headers: webhook!.headers, secrets: webhook!.secret }),
+      description: fn ? 'function' : `webhook ${redactUrl(webhook!.url, 'webhook URL')}`,
     };
   });
 }

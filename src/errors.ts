@@ -128,13 +128,38 @@ export class ConfigError extends GatewayError {
 
 /** A handler failed in a way that another attempt cannot fix: the message is dead-lettered at once. */
 export class PermanentHandlerError extends GatewayError {
-  override readonly code = 'HANDLER_PERMANENT_FAILURE';
+  override readonly code: string = 'HANDLER_PERMANENT_FAILURE';
 }
 
-/** A webhook answered something other than 2xx, or did not answer in time. */
+/**
+ * A webhook answered something other than 2xx, or did not answer in time: worth another try.
+ * `retryAfterMs` is the wait its `Retry-After` asked for (429 and 503).
+ */
 export class WebhookError extends GatewayError {
   override readonly code = 'WEBHOOK_FAILED';
   override readonly retryable = true;
+  readonly status: number | undefined;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, options?: { cause?: unknown; status?: number; retryAfterMs?: number }) {
+    super(message, { cause: options?.cause, details: options?.status === undefined ? undefined : { status: options.status } });
+    this.status = options?.status;
+    this.retryAfterMs = options?.retryAfterMs;
+  }
+}
+
+/**
+ * A webhook refused the event with a 4xx other than 408 and 429 (400, 401, 404, 410, 422, …):
+ * sending it again would get the same answer, so it is dead-lettered at once, status in the error.
+ */
+export class WebhookRejectedError extends PermanentHandlerError {
+  override readonly code = 'WEBHOOK_REJECTED';
+  readonly status: number;
+
+  constructor(message: string, status: number) {
+    super(message, { details: { status } });
+    this.status = status;
+  }
 }
 
 /** A broker message that is not a structured CloudEvent the gateway understands. */

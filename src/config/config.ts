@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { WEBHOOK_SECRET_PATTERN } from '../consumers/handlers/webhook-signature.js';
 import { ConfigError } from '../errors.js';
 import { topicSchema, typeSchema } from '../events/event.js';
 import { formatPath } from '../util/path.js';
@@ -70,6 +71,8 @@ function isOrigin(value: string): boolean {
   return URL.canParse(value) && /^https?:$/.test(new URL(value).protocol) && new URL(value).origin === value.replace(/\/$/, '');
 }
 
+const webhookSecretSchema = z.string().regex(WEBHOOK_SECRET_PATTERN, 'must be "whsec_" followed by the key in base64 (Standard Webhooks)');
+
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 
 const consumerSchema = z.strictObject({
@@ -81,6 +84,14 @@ const consumerSchema = z.strictObject({
       url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
       timeoutMs: int(1, 300_000).default(5000),
       headers: z.record(z.string(), z.string()).default({}),
+      /**
+       * Standard Webhooks signing secret(s), `whsec_` + base64; a list while rotating. The message
+       * never repeats the value.
+       */
+      secret: z
+        .union([webhookSecretSchema, z.array(webhookSecretSchema).min(1, 'give at least one secret, or leave "secret" out')])
+        .transform((secret) => (Array.isArray(secret) ? secret : [secret]))
+        .optional(),
     })
     .optional(),
   maxAttempts: int(1, 1000).default(5),

@@ -63,6 +63,19 @@ describe('configuration', () => {
     expect(() => parseConfigFile(json)).toThrow(expected);
   });
 
+  it('takes a Standard Webhooks secret, or a list of them while rotating, and never repeats a bad one', () => {
+    const secret = `whsec_${Buffer.from('0123456789abcdefghijklmn').toString('base64')}`;
+    const one = parseConfigFile({ consumers: [{ ...consumer, webhook: { url: consumer.webhook.url, secret } }] });
+    expect(one.consumers[0]!.webhook!.secret).toEqual([secret]);
+    const two = parseConfigFile({ consumers: [{ ...consumer, webhook: { url: consumer.webhook.url, secret: [secret, secret] } }] });
+    expect(two.consumers[0]!.webhook!.secret).toHaveLength(2);
+    for (const bad of ['s3cr3t-no-prefix', 'whsec_not base64!', []]) {
+      const attempt = () => parseConfigFile({ consumers: [{ ...consumer, webhook: { url: consumer.webhook.url, secret: bad } }] });
+      expect(attempt).toThrow(/consumers\[0\]\.webhook\.secret/);
+      if (typeof bad === 'string') expect(attempt).not.toThrow(bad);
+    }
+  });
+
   it('takes a consumer without a webhook, for a handler function given in code; without one the app refuses to build', () => {
     const config = { ...loadConfig({ DATABASE_PATH: ':memory:', LOG_LEVEL: 'silent' }), ...parseConfigFile({ consumers: [{ name: 'audit', topic: 'orders' }] }) };
     expect(config.consumers[0]).toMatchObject({ name: 'audit', topic: 'orders' });

@@ -4,7 +4,7 @@ import type { HandlerOutcome } from '../../src/consumers/delivery-runtime.js';
 import type { EventHandler } from '../../src/consumers/handlers/handler.js';
 import { currentCorrelation } from '../../src/consumers/middlewares/correlation.js';
 import { ConsumerStats, createPipeline, type ConsumerDefinition } from '../../src/consumers/pipeline.js';
-import { InvalidMessageError, PermanentHandlerError } from '../../src/errors.js';
+import { InvalidMessageError, PermanentHandlerError, WebhookError } from '../../src/errors.js';
 import type { DeadLetterRepository, DeadLetterRow } from '../../src/store/dead-letter-repository.js';
 import type { ProcessedMessageRepository } from '../../src/store/processed-message-repository.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -123,6 +123,19 @@ describe('consumer pipeline', () => {
       throw new PermanentHandlerError('order does not exist');
     });
     expect(await deliver(handle, makeEvent(), 1)).toEqual({ kind: 'dead-letter', error: 'order does not exist' });
+  });
+
+  it("waits as long as a webhook's Retry-After asks, never past backoff.maxMs", async () => {
+    let retryAfterMs = 600;
+    const { handle } = pipeline(() => {
+      throw new WebhookError('webhook answered 429', { status: 429, retryAfterMs });
+    });
+    const event = makeEvent();
+    expect(await deliver(handle, event, 1)).toMatchObject({ kind: 'retry', delayMs: 600 });
+    retryAfterMs = 50; // shorter than the backoff: the backoff stands
+    expect(await deliver(handle, event, 2)).toMatchObject({ kind: 'retry', delayMs: 200 });
+    retryAfterMs = 3_600_000; // an hour: capped at backoff.maxMs
+    expect(await deliver(handle, event, 1)).toMatchObject({ kind: 'retry', delayMs: 1000 });
   });
 
   it('dead-letters an undecodable message without running the handler', async () => {

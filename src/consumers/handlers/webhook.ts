@@ -1,8 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { Pool } from 'undici';
 import { CLOUDEVENTS_CONTENT_TYPE, encodeEvent } from '../../events/codec.js';
-import { WebhookError } from '../../errors.js';
+import { redactUrl } from '../../brokers/redact-url.js';
+import { WebhookError, WebhookRejectedError } from '../../errors.js';
 import type { EventHandler } from './handler.js';
+import { WebhookSigner } from './webhook-signature.js';
 
 export interface WebhookOptions {
   url: string;
@@ -13,15 +15,22 @@ export interface WebhookOptions {
   timeoutMs?: number;
   /** Extra request headers (e.g. an authorization token for the receiver). */
   headers?: Record<string, string>;
+  /**
+   * Standard Webhooks secrets (`whsec_…`): each call is signed with every one (several during a
+   * rotation). Absent: calls are not signed.
+   */
+  secrets?: readonly string[];
 }
 
 /** How much of a failing response body goes into the error (and the dead letter). */
 const BODY_SNIPPET = 300;
 
 /**
- * POSTs the structured CloudEvent JSON (`application/cloudevents+json`) to `url`. A 2xx answer
- * means done; any other status (redirects are not followed), a network error or the timeout is a
- * failure.
+ * POSTs the structured CloudEvent JSON (`application/cloudevents+json`) to `url`, signed as
+ * Standard Webhooks asks when `secrets` are given. A 2xx answer means done. A 4xx other than 408
+ * and 429 means the receiver refuses this event for good (`WebhookRejectedError`: dead-lettered at
+ * once). Anything else (5xx, 408, 429, a redirect, which is not followed, a network error, the
+ * timeout) is worth another try; a 429 or 503 with `Retry-After` says how long to wait.
  *
  * Calls go through an undici connection pool of the consumer's own: per call it costs about a
  * tenth of `fetch` and two thirds of `node:http` (`npm run bench:consume` and bench/RESULTS.md),
@@ -30,9 +39,12 @@ const BODY_SNIPPET = 300;
 export function createWebhookHandler(options: WebhookOptions): EventHandler {
   const timeoutMs = options.timeoutMs ?? 5000;
   const url = new URL(options.url);
+  // The URL may carry credentials; errors (and so dead letters and logs) show it without them.
+  const shown = redactUrl(options.url, 'webhook URL');
   // undici's own timeouts tick in steps of up to a second; the call's timer below is exact.
   const pool = new Pool(url.origin, { headersTimeout: 0, bodyTimeout: 0 });
   const path = `${url.pathname}${url.search}`;
+  const signer = options.secrets && options.secrets.length > 0 ? new WebhookSigner(options.secrets) : undefined;
 
   return async (event, context) => {
     // undici takes an EventEmitter as the abort signal: far cheaper per call than an AbortController.
@@ -42,33 +54,48 @@ export function createWebhookHandler(options: WebhookOptions): EventHandler {
       aborted = true;
       abort.emit('abort');
     }, timeoutMs);
+    const body = encodeEvent(event);
     try {
-      const { statusCode, body } = await pool.request({
+      const response = await pool.request({
         method: 'POST',
         path,
         headers: {
           ...options.headers,
+          ...signer?.headers(event.id, body),
           'content-type': CLOUDEVENTS_CONTENT_TYPE,
           'x-correlation-id': context.correlationId,
         },
-        body: encodeEvent(event),
+        body,
         signal: abort,
       });
+      const { statusCode } = response;
       if (statusCode >= 200 && statusCode < 300) {
-        await body.dump();
+        await response.body.dump();
         return;
       }
-      const snippet = await start(body);
-      throw new WebhookError(`webhook ${options.url} answered ${statusCode}${snippet ? `: ${snippet}` : ''}`, { details: { status: statusCode } });
+      const snippet = await start(response.body);
+      const message = `webhook ${shown} answered ${statusCode}${snippet ? `: ${snippet}` : ''}`;
+      if (statusCode >= 400 && statusCode < 500 && statusCode !== 408 && statusCode !== 429) throw new WebhookRejectedError(message, statusCode);
+      const retryAfterMs = statusCode === 429 || statusCode === 503 ? parseRetryAfter(response.headers['retry-after']) : undefined;
+      throw new WebhookError(message, { status: statusCode, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
     } catch (error) {
-      if (error instanceof WebhookError) throw error;
+      if (error instanceof WebhookError || error instanceof WebhookRejectedError) throw error;
       throw aborted
-        ? new WebhookError(`webhook ${options.url} did not answer within ${timeoutMs} ms`, { cause: error })
-        : new WebhookError(`webhook ${options.url} could not be reached: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+        ? new WebhookError(`webhook ${shown} did not answer within ${timeoutMs} ms`, { cause: error })
+        : new WebhookError(`webhook ${shown} could not be reached: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
     } finally {
       clearTimeout(timer);
     }
   };
+}
+
+/** `Retry-After` as delay-seconds or an HTTP date, in milliseconds from now; else undefined. */
+export function parseRetryAfter(header: string | string[] | undefined, nowMs = Date.now()): number | undefined {
+  const value = (Array.isArray(header) ? header[0] : header)?.trim();
+  if (!value) return undefined;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
 /** The start of a failing answer's body, for the error; the rest is thrown away. */
