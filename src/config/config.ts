@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { WEBHOOK_SECRET_PATTERN } from '../consumers/handlers/webhook-signature.js';
 import { ConfigError } from '../errors.js';
-import { topicSchema, typeSchema } from '../events/event.js';
 import { formatPath } from '../util/path.js';
+import { fileSchema, type AuthConfig, type ConfigFile, type ConsumerConfig, type TopicSettings } from './file-schema.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -71,105 +70,7 @@ function isOrigin(value: string): boolean {
   return URL.canParse(value) && /^https?:$/.test(new URL(value).protocol) && new URL(value).origin === value.replace(/\/$/, '');
 }
 
-const webhookSecretSchema = z.string().regex(WEBHOOK_SECRET_PATTERN, 'must be "whsec_" followed by the key in base64 (Standard Webhooks)');
-
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
-
-const consumerSchema = z.strictObject({
-  name: z.string().regex(NAME_PATTERN, 'must be 1-100 letters, digits, "_" or "-", starting with a letter or digit'),
-  topic: topicSchema,
-  types: z.array(typeSchema).optional(),
-  webhook: z
-    .strictObject({
-      url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
-      timeoutMs: int(1, 300_000).default(5000),
-      headers: z.record(z.string(), z.string()).default({}),
-      /**
-       * Standard Webhooks signing secret(s), `whsec_` + base64; a list while rotating. The message
-       * never repeats the value.
-       */
-      secret: z
-        .union([webhookSecretSchema, z.array(webhookSecretSchema).min(1, 'give at least one secret, or leave "secret" out')])
-        .transform((secret) => (Array.isArray(secret) ? secret : [secret]))
-        .optional(),
-    })
-    .optional(),
-  maxAttempts: int(1, 1000).default(5),
-  backoff: z
-    .strictObject({
-      initialMs: int(0, 86_400_000).default(1000),
-      maxMs: int(0, 86_400_000).default(60_000),
-      multiplier: z.number().min(1).max(100).default(2),
-      jitter: z.number().min(0).max(1).default(0.2),
-    })
-    .refine((b) => b.maxMs >= b.initialMs, { message: 'maxMs must be at least initialMs' })
-    .default({ initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter: 0.2 }),
-  /** Deliveries this process handles at once. */
-  prefetch: int(1, 10_000).default(10),
-});
-
-const topicSettingsSchema = z.strictObject({
-  /** Messages older than this are dropped by the broker where it supports a TTL. */
-  ttlMs: int(1, Number.MAX_SAFE_INTEGER).optional(),
-  /** Kafka partitions for this topic (default KAFKA_PARTITIONS). */
-  partitions: int(1, 10_000).optional(),
-});
-
-const SCOPE_PATTERN = /^(admin|(publish|subscribe):[A-Za-z0-9_:/.*-]+)$/;
-const scopesSchema = z.array(
-  z.string().regex(SCOPE_PATTERN, 'must be "admin", "publish:<topic-pattern>" or "subscribe:<topic-pattern>"'),
-);
-
-const authSchema = z
-  .strictObject({
-    /** Keys are stored as SHA-256 hashes (hex) only: `npm run auth:new-key` makes one. */
-    apiKeys: z
-      .array(
-        z.strictObject({
-          name: z.string().min(1).max(100),
-          sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the key\'s SHA-256 as 64 lowercase hex digits'),
-          scopes: scopesSchema,
-        }),
-      )
-      .default([]),
-    jwt: z
-      .strictObject({
-        algorithms: z
-          .array(z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA']))
-          .min(1)
-          .default(['HS256']),
-        /** Name of the environment variable holding the shared secret (HS*). */
-        secretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
-        /** PEM file with the public key (RS*, PS*, ES*, EdDSA). */
-        publicKeyFile: z.string().min(1).optional(),
-        issuer: z.string().min(1),
-        audience: z.string().min(1),
-        /** Claim holding the scopes: a space-separated string or an array. */
-        scopesClaim: z.string().min(1).default('scope'),
-        /** Tolerated clock difference, in seconds. */
-        clockToleranceSec: int(0, 3600).default(30),
-      })
-      .refine((j) => Boolean(j.secretEnv) !== Boolean(j.publicKeyFile), {
-        message: 'set exactly one of secretEnv (HS*) and publicKeyFile (RS*, PS*, ES*, EdDSA)',
-      })
-      .refine((j) => (j.secretEnv ? j.algorithms.every((a) => a.startsWith('HS')) : j.algorithms.every((a) => !a.startsWith('HS'))), {
-        message: 'algorithms must be HS* with secretEnv, and RS*, PS*, ES* or EdDSA with publicKeyFile',
-      })
-      .optional(),
-  })
-  .refine((a) => a.apiKeys.length > 0 || a.jwt !== undefined, { message: 'configure apiKeys, jwt, or both' });
-
-const fileSchema = z.strictObject({
-  consumers: z.array(consumerSchema).default([]),
-  topics: z.record(topicSchema, topicSettingsSchema).default({}),
-  auth: authSchema.optional(),
-});
-
-export type AuthConfig = z.infer<typeof authSchema>;
-
-export type TopicSettings = z.infer<typeof topicSettingsSchema>;
-
-export type ConsumerConfig = z.infer<typeof consumerSchema>;
+export type { AuthConfig, ConsumerConfig, TopicSettings } from './file-schema.js';
 
 export type EnvConfig = z.infer<typeof envSchema>;
 
@@ -284,7 +185,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 }
 
 /** Parses and validates the JSON config file. */
-export function readConfigFile(path: string): z.infer<typeof fileSchema> {
+export function readConfigFile(path: string): ConfigFile {
   const where = `GATEWAY_CONFIG ${resolve(path)}`;
   let text: string;
   try {
@@ -301,7 +202,7 @@ export function readConfigFile(path: string): z.infer<typeof fileSchema> {
   return parseConfigFile(json, where);
 }
 
-export function parseConfigFile(json: unknown, where = 'config'): z.infer<typeof fileSchema> {
+export function parseConfigFile(json: unknown, where = 'config'): ConfigFile {
   const parsed = fileSchema.safeParse(json);
   if (!parsed.success) throw new ConfigError(`${where}: ${describe(parsed.error)}`);
   const seen = new Set<string>();
