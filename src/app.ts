@@ -167,6 +167,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
       started = false;
       server.closeIdleConnections();
       deadLetterBus.close();
+      groups.close();
       await hub.close();
       await ws.close();
       await relay.stop();

@@ -70,6 +70,13 @@ export class CursorExpiredError extends GatewayError {
 /** A cursor that is not one this gateway made, or points past the end of its log. */
 export class InvalidCursorError extends InvalidInputError {}
 
+/** The gateway is shutting down and takes no new subscriptions (another instance will). */
+export class ShuttingDownError extends GatewayError {
+  override readonly code = 'SHUTTING_DOWN';
+  override readonly retryable = true;
+  override readonly expose = true;
+}
+
 /** The broker could not be reached or did not confirm. */
 export class BrokerUnavailableError extends GatewayError {
   override readonly code = 'BROKER_UNAVAILABLE';

@@ -95,6 +95,7 @@ async function joinOverWebSocket(groups: SubscriptionGroups, request: GroupReque
   const joined = await groups.join(request, {
     next: (payload) => ws.writer.send(`${prefix}${payload}}`),
     fail: (errors) => end!({ errors }),
+    complete: () => end!({}),
   });
   if (!isMember(joined)) return { errors: joined };
   let finished = false;
@@ -139,6 +140,8 @@ async function joinOverSse(groups: SubscriptionGroups, request: GroupRequest, bo
   let waiting: (() => void) | undefined;
   let failure: Error | undefined;
   let done = false;
+  /** The gateway is shutting down: the stream ends once what is queued has been read. */
+  let completed = false;
   const wake = () => {
     const resume = waiting;
     waiting = undefined;
@@ -163,6 +166,10 @@ async function joinOverSse(groups: SubscriptionGroups, request: GroupRequest, bo
       wake();
     },
     fail: (errors) => fail(errors[0]!),
+    complete: () => {
+      completed = true;
+      wake();
+    },
   });
   if (!isMember(joined)) return { errors: joined };
   const member: Member = joined;
@@ -187,10 +194,13 @@ async function joinOverSse(groups: SubscriptionGroups, request: GroupRequest, bo
           return { done: false, value: next.item };
         }
         if (failure) {
+          // Thrown once: Yoga turns it into a last result and reads on, and then the stream is done.
           const error = failure;
+          failure = undefined;
           finish();
           throw error;
         }
+        if (completed) finish();
         if (done) return { done: true, value: undefined };
         await new Promise<void>((resolve) => (waiting = resolve));
       }

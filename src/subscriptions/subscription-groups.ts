@@ -11,6 +11,7 @@ import {
   type ExecutionResult,
   type FieldNode,
 } from 'graphql';
+import { ShuttingDownError } from '../errors.js';
 import { isAsyncIterable } from '../util/async-iterable.js';
 import type { Logger } from '../util/logger.js';
 import type { Attachment, DeliveredEvent, SubscriptionHub } from './subscription-hub.js';
@@ -27,6 +28,8 @@ export interface MemberSink {
   next(payload: string, cursor: string | null): void;
   /** The subscription ended with an error after it started (the cursor cannot be served, …). */
   fail(errors: readonly GraphQLError[]): void;
+  /** The subscription ended cleanly from this side: the gateway is shutting down. */
+  complete(): void;
 }
 
 export interface GroupRequest {
@@ -79,6 +82,9 @@ interface LiveMember {
  */
 export class SubscriptionGroups {
   private readonly groups = new Map<string, Group>();
+  /** The sinks of every member that has not left, live or catching up: `close` completes them. */
+  private readonly sinks = new Set<MemberSink>();
+  private closed = false;
   /** Executions of a selection for an event, and payloads handed to members, since start. */
   readonly totals = { executions: 0, deliveries: 0 };
 
@@ -101,8 +107,10 @@ export class SubscriptionGroups {
    * the member once events flow to it, or with the errors the subscription was refused with.
    */
   async join(request: GroupRequest, sink: MemberSink): Promise<Member | readonly GraphQLError[]> {
+    if (this.closed) return [shuttingDown()];
     const refused = await this.authorize(request);
     if (refused) return refused;
+    if (this.closed) return [shuttingDown()];
     const { key, after, topic, types } = this.describe(request);
     const group = this.groupOf(key, request, topic, types);
     group.pending++;
@@ -134,16 +142,28 @@ export class SubscriptionGroups {
       this.releaseIfEmpty(group);
       return [asGraphQLError(error)];
     }
+    this.sinks.add(sink);
     return {
       leave: () => {
         if (left) return;
         left = true;
+        this.sinks.delete(sink);
         own?.close();
         if (member) group.members.delete(member);
         else group.pending--;
         this.releaseIfEmpty(group);
       },
     };
+  }
+
+  /**
+   * Completes every member (each transport ends its subscription cleanly: graphql-ws `complete`,
+   * the end of the SSE response) and refuses new ones. Called when the gateway shuts down, before
+   * the hub closes the broker subscriptions.
+   */
+  close(): void {
+    this.closed = true;
+    for (const sink of [...this.sinks]) sink.complete();
   }
 
   /** Per topic: its groups, and its subscribers (live, or joining and catching up). */
@@ -249,6 +269,10 @@ function executeOnce(args: ExecutionArgs, delivered: DeliveredEvent, logger: Log
     return JSON.stringify({ errors: [{ message: 'internal error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
   }
   return JSON.stringify(result);
+}
+
+function shuttingDown(): GraphQLError {
+  return asGraphQLError(new ShuttingDownError('the gateway is shutting down'));
 }
 
 function withoutAfter(document: DocumentNode): DocumentNode {

@@ -105,7 +105,9 @@ describe.concurrent('fault: SIGTERM with work in flight', () => {
         const inFlight = [...recorder.pending];
         const exit = gateway.terminate(EXIT_BOUND_MS);
         await waitFor(() => refusesConnections(gateway.port), 5000, 'new connections to be refused');
-        await waitFor(() => ws.closed() !== undefined && sse.ended() !== undefined, 10_000, 'both subscriptions to end');
+        await waitFor(() => ws.closed() !== undefined && sse.ended() !== undefined, 10_000, 'both subscriptions to end').catch((e: Error) => {
+          throw new Error(`${e.message} (ws ${ws.closed()}, sse ${sse.ended()})`);
+        });
         // The handler calls are still held by the recorder: the process waits for them.
         expect(gateway.running).toBe(true);
         recorder.release();
