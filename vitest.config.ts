@@ -1,7 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
-/** Tests that talk to a live RabbitMQ, Kafka or NATS, and may stop and start it. */
-const LIVE_BROKER_TESTS = ['tests/brokers/**/*.test.ts', 'tests/conformance/{rabbitmq,kafka,nats}*.test.ts', 'tests/faults/**/*.test.ts'];
+/** Tests that talk to a live RabbitMQ, Kafka, NATS or PostgreSQL, and may stop and start it. */
+const LIVE_BROKER_TESTS = [
+  'tests/brokers/**/*.test.ts',
+  'tests/conformance/{rabbitmq,kafka,nats}*.test.ts',
+  'tests/faults/**/*.test.ts',
+  'tests/store/postgres.test.ts',
+];
 
 export default defineConfig({
   resolve: {

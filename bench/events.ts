@@ -18,6 +18,10 @@ export function benchEvents(topic: string, n: number, keys = n): GatewayEvent[] 
       key: `order-${i % keys}`,
       correlationId: id,
       causationId: null,
+      dataSchema: null,
+      traceparent: null,
+      tracestate: null,
+      extensions: null,
     };
   });
 }

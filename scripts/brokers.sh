@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local message brokers for event-gateway's tests — no Docker needed.
 #
-#   scripts/brokers.sh up            ensure RabbitMQ, NATS JetStream and Kafka all answer
+#   scripts/brokers.sh up            ensure RabbitMQ, NATS JetStream, Kafka and PostgreSQL all answer
 #   scripts/brokers.sh status        one line per broker: reachable or not (exit 1 if any is not)
 #   scripts/brokers.sh down          stop the Kafka this script started (RabbitMQ/NATS untouched)
 #   scripts/brokers.sh start-kafka   only the Kafka part of `up`
@@ -16,10 +16,11 @@
 #                                    tool consumer.group.ConsumerGroupCommand --bootstrap-server 127.0.0.1:9092 --list
 #
 # Addresses: RabbitMQ 127.0.0.1:5672, NATS 127.0.0.1:4222, Kafka 127.0.0.1:9092
-# (its KRaft controller listens on 127.0.0.1:9093).
+# (its KRaft controller listens on 127.0.0.1:9093), PostgreSQL 127.0.0.1:5432 (the
+# store tests create and drop a database per test on it).
 #
-# Whatever already listens on a port is reused. RabbitMQ and NATS come with the
-# machine and are only (re)started with the machine's own commands if down.
+# Whatever already listens on a port is reused. RabbitMQ, NATS and PostgreSQL come
+# with the machine and are only (re)started with the machine's own commands if down.
 # Kafka is an Apache Kafka broker run straight from Maven Central jars:
 # scripts/kafka/pom.xml is resolved once into a cache outside the git clone.
 #
@@ -69,6 +70,7 @@ RABBITMQ_PORT=5672
 NATS_PORT=4222
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093   # fixed in scripts/kafka/server.properties.template
+POSTGRES_PORT=5432
 HOST=127.0.0.1
 
 log() { printf '%s\n' "$*"; }
@@ -433,6 +435,23 @@ reset_kafka() {
   log "kafka: deleted $KAFKA_DATA; the next 'up' formats a fresh store"
 }
 
+# -------------------------------------------------------------- PostgreSQL
+
+ensure_postgres() {
+  if port_open "$POSTGRES_PORT"; then
+    log "postgres: reusing what listens on $HOST:$POSTGRES_PORT"
+    return
+  fi
+  command -v pg_ctlcluster >/dev/null || die "postgres: nothing on $HOST:$POSTGRES_PORT and no pg_ctlcluster"
+  log "postgres: not listening on $HOST:$POSTGRES_PORT, starting the machine's clusters (pg_ctlcluster)"
+  local version cluster
+  while read -r version cluster _; do
+    pg_ctlcluster "$version" "$cluster" start || true
+  done < <(pg_lsclusters --no-header)
+  wait_port "$POSTGRES_PORT" 60 || die "postgres: still not listening on $HOST:$POSTGRES_PORT after start"
+  log "postgres: started, listening on $HOST:$POSTGRES_PORT"
+}
+
 # ------------------------------------------------------------------ status
 
 status() {
@@ -446,6 +465,11 @@ status() {
     log "nats      $HOST:$NATS_PORT  reachable ($(nats_jetstream_note))"
   else
     log "nats      $HOST:$NATS_PORT  NOT reachable"; bad=1
+  fi
+  if port_open "$POSTGRES_PORT"; then
+    log "postgres  $HOST:$POSTGRES_PORT  reachable"
+  else
+    log "postgres  $HOST:$POSTGRES_PORT  NOT reachable"; bad=1
   fi
   if kafka_api_versions_ok; then
     if pid="$(kafka_pid)"; then
@@ -489,7 +513,7 @@ main() {
   case "$cmd" in
     up)
       check_cache_dir; take_lock
-      ensure_rabbitmq; ensure_nats; start_kafka ;;
+      ensure_rabbitmq; ensure_nats; ensure_postgres; start_kafka ;;
     start-kafka)
       check_cache_dir; take_lock; start_kafka ;;
     down | stop-kafka)

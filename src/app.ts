@@ -9,8 +9,9 @@ import { ConsumerManager } from './consumers/consumer-manager.js';
 import type { EventHandler } from './consumers/handlers/handler.js';
 import { createWebhookHandler } from './consumers/handlers/webhook.js';
 import type { ConsumerDefinition } from './consumers/pipeline.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, errorMessage, StoreUnavailableError } from './errors.js';
 import { EventPublisher } from './events/publisher.js';
+import { createGatewayMetrics } from './metrics/gateway-metrics.js';
 import { Relay, type RelayOptions } from './relay/relay.js';
 import type { Services } from './schema/context.js';
 import { attachWebSocket } from './server/websocket.js';
@@ -24,6 +25,7 @@ import { SubscriptionHub } from './subscriptions/subscription-hub.js';
 import { EventBus } from './util/event-bus.js';
 import { createLogger, type Logger } from './util/logger.js';
 import { Signal } from './util/signal.js';
+import { Tracing, type TracingOptions } from './tracing/tracing.js';
 import { within } from './util/retrying.js';
 
 export interface BuildAppOptions {
@@ -40,6 +42,11 @@ export interface BuildAppOptions {
    * @default 10000
    */
   connectTimeoutMs?: number;
+  /**
+   * Where spans go instead of what the `OTEL_*` variables say: span processors of the app's own
+   * provider (tests: an `InMemorySpanExporter`), or the embedding application's provider.
+   */
+  tracing?: TracingOptions;
 }
 
 export interface App {
@@ -61,17 +68,21 @@ export interface App {
 
 export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): App {
   const logger = options.logger ?? createLogger(config.logLevel);
+  // Trace context is always propagated; spans only once `start()` loaded a provider, if asked for.
+  const tracing = new Tracing(config.tracing, options.broker?.kind ?? config.broker, options.tracing, logger.child({ component: 'tracing' }));
   // Checked before anything is opened, so a consumer without a handler leaves nothing behind.
-  const definitions = consumerDefinitions(config, options.handlers ?? {});
-  const store = openStore({ path: config.databasePath, synchronous: config.databaseSynchronous });
+  const definitions = consumerDefinitions(config, options.handlers ?? {}, tracing);
+  const store = openStore(config.databaseUrl ? { url: config.databaseUrl } : { path: config.databasePath, synchronous: config.databaseSynchronous });
   const wake = new Signal();
   store.onOutboxChange(() => wake.notify());
   const { outbox, deadLetters, processed } = store;
   const broker = options.broker ?? createBroker(config, logger);
   const deadLetterBus = new EventBus<DeadLetterRow>();
 
+  const metrics = config.metrics ? createGatewayMetrics(logger.child({ component: 'metrics' })) : undefined;
+
   const relay = new Relay(
-    { outbox, broker, wake, logger: logger.child({ component: 'relay' }) },
+    { outbox, broker, wake, logger: logger.child({ component: 'relay' }), onConfirmed: metrics?.onRelayConfirmed, tracing },
     { ...options.relay, ...config.relay },
   );
   const consumers = new ConsumerManager(
@@ -82,6 +93,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
       logger: logger.child({ component: 'consumers' }),
       onDeadLetter: (row) => deadLetterBus.publish(row),
       processedRetentionMs: config.processedRetentionMs,
+      tracing,
     },
     definitions,
   );
@@ -90,7 +102,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     bufferBytes: config.subscriberBufferBytes,
   });
   const groups = new SubscriptionGroups(hub, logger.child({ component: 'subscriptions' }));
-  const publisher = new EventPublisher(outbox, { defaultSource: config.eventSource, maxEventBytes: config.maxEventBytes });
+  const publisher = new EventPublisher(outbox, { defaultSource: config.eventSource, maxEventBytes: config.maxEventBytes }, tracing);
   const services: Services = { publisher, outbox, deadLetters, processed, consumers, hub, groups, broker, relay, deadLetterBus };
 
   const authenticator = createAuthenticator(config.auth);
@@ -103,6 +115,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     groups,
     subscriberBounds: { events: config.subscriberBuffer, bytes: config.subscriberBufferBytes },
     origins,
+    plugins: metrics ? [metrics.plugin] : [],
   });
   const server: Server = createServer(
     createOperationsEndpoints(
@@ -110,6 +123,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
         dialect: store.dialect,
         storeWritable: () => store.ping(),
         broker: () => ({ kind: broker.kind, ...broker.status(), circuit: relay.breaker.state }),
+        metrics: metrics?.scrape,
       },
       yoga,
     ),
@@ -121,7 +135,9 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     logger: logger.child({ component: 'websocket' }),
     bounds: { frames: config.subscriberBuffer, bytes: config.subscriberBufferBytes },
     origins,
+    onTooSlow: metrics?.onWebSocketTooSlow,
   });
+  metrics?.watch({ store, broker, relay, consumers, hub, groups, websockets: () => ws.wss.clients.size });
   let port = 0;
   let started = false;
 
@@ -138,6 +154,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     },
 
     async start() {
+      await checkStore(store, config);
       await authenticator.ready();
       if (!authenticator.enabled) {
         logger.warn(
@@ -145,6 +162,8 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
             'Configure "auth" (API keys and/or JWT) in the GATEWAY_CONFIG file to turn it on.',
         );
       }
+      // Before anything that makes spans: consumers and the relay see whether spans are exported.
+      await tracing.start();
       await connectBroker(broker, options.connectTimeoutMs ?? 10_000, logger);
       await consumers.start();
       relay.start();
@@ -157,7 +176,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
       });
       port = (server.address() as AddressInfo).port;
       started = true;
-      logger.info({ url: this.url, broker: broker.kind, consumers: consumers.names() }, 'event-gateway listening');
+      logger.info({ url: this.url, store: store.dialect, broker: broker.kind, consumers: consumers.names() }, 'event-gateway listening');
     },
 
     async stop() {
@@ -175,13 +194,37 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
       await broker.close();
       server.closeAllConnections();
       await closing;
+      // The last spans (in-flight batches and handler calls have ended) are flushed.
+      await tracing.shutdown();
       await store.close();
       logger.info('event-gateway stopped');
     },
   };
 }
 
-/** Waits for the broker up to `timeoutMs`; a broker that is only down does not stop the start. */
+/**
+ * The store must answer before anything is served; on PostgreSQL this first call also applies the
+ * migrations. Unlike a broker that is down, a store that is unreachable at start stops the start:
+ * nothing could be published. The error names the database without its password, and the store
+ * is closed (PostgreSQL would keep trying to LISTEN).
+ */
+async function checkStore(store: Store, config: GatewayConfig): Promise<void> {
+  try {
+    await store.ping();
+  } catch (error) {
+    await store.close().catch(() => {});
+    const where = config.databaseUrl ? redactUrl(config.databaseUrl, 'database URL') : config.databasePath;
+    throw new StoreUnavailableError(`the ${store.dialect} store at ${where} cannot be used: ${errorMessage(error)}`, { cause: error });
+  }
+}
+
+/**
+ * Waits for the broker up to `timeoutMs`. A broker that is only down does not stop the start: it
+ * keeps being retried. One that refuses this gateway for good stops it, since no retry changes its
+ * answer: adapters reject `connect()` at the first such attempt, with `BrokerAuthenticationError`
+ * for refused credentials or certificates (naming the variable to fix) and `ConfigError` or
+ * `BrokerCapabilityError` for the rest.
+ */
 async function connectBroker(broker: Broker, timeoutMs: number, logger: Logger): Promise<void> {
   const connecting = broker.connect();
   if (!(await within(connecting, timeoutMs))) {
@@ -190,7 +233,7 @@ async function connectBroker(broker: Broker, timeoutMs: number, logger: Logger):
   }
 }
 
-function consumerDefinitions(config: GatewayConfig, handlers: Record<string, EventHandler>): ConsumerDefinition[] {
+function consumerDefinitions(config: GatewayConfig, handlers: Record<string, EventHandler>, tracing: Tracing): ConsumerDefinition[] {
   const known = new Set(config.consumers.map((c) => c.name));
   for (const name of Object.keys(handlers)) {
     if (!known.has(name)) throw new ConfigError(`a handler is given for consumer "${name}", which the configuration does not declare`);
@@ -208,7 +251,7 @@ function consumerDefinitions(config: GatewayConfig, handlers: Record<string, Eve
       maxAttempts: consumer.maxAttempts,
       backoff: consumer.backoff,
       prefetch: consumer.prefetch,
-      handler: fn ?? createWebhookHandler({ url: webhook!.url, timeoutMs: webhook!.timeoutMs, headers: webhook!.headers, secrets: webhook!.secret }),
+      handler: fn ?? createWebhookHandler({ url: webhook!.url, timeoutMs: webhook!.timeoutMs, headers: webhook!.headers, secrets: webhook!.secret }, tracing),
       description: fn ? 'function' : `webhook ${redactUrl(webhook!.url, 'webhook URL')}`,
     };
   });

@@ -130,7 +130,17 @@ export class PublishError extends GatewayError {
 
 /** The configuration is invalid; the message names the bad key. */
 export class ConfigError extends GatewayError {
-  override readonly code = 'CONFIG_INVALID';
+  override readonly code: string = 'CONFIG_INVALID';
+}
+
+/**
+ * The broker refused who the gateway says it is: a wrong password, token, NKey or creds file, or a
+ * certificate one side does not trust. Unlike a broker that is down, this never fixes itself, so a
+ * first connection that meets it stops the start. The message names the environment variable to
+ * fix and never contains the secret.
+ */
+export class BrokerAuthenticationError extends ConfigError {
+  override readonly code = 'BROKER_AUTHENTICATION_FAILED';
 }
 
 /** A handler failed in a way that another attempt cannot fix: the message is dead-lettered at once. */

@@ -38,6 +38,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`event-gateway failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  // An expected failure (a broker refusing the credentials, a store that cannot be opened) names
+  // what to fix in its message; a stack only buries it.
+  const text = error instanceof GatewayError ? `${error.name}: ${error.message}` : error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`event-gateway failed to start: ${text}\n`);
   process.exit(1);
 });

@@ -1,4 +1,4 @@
-import { decodeEvent, undecodableEvent } from '../events/codec.js';
+import { decodeEvent, undecodableEvent, type DecodeContext } from '../events/codec.js';
 import type { GatewayEvent } from '../events/event.js';
 import type { Logger } from '../util/logger.js';
 import type { Delivery } from './broker.js';
@@ -10,10 +10,10 @@ import type { Delivery } from './broker.js';
  */
 export function decodeDelivery(
   body: Uint8Array | string,
-  context: { topic: string; attempt: number; messageId?: string | undefined },
+  context: DecodeContext & { attempt: number; messageId?: string | undefined },
 ): Delivery {
   try {
-    return { event: decodeEvent(body, { topic: context.topic }), attempt: context.attempt };
+    return { event: decodeEvent(body, context), attempt: context.attempt };
   } catch (error) {
     return {
       event: undecodableEvent(body, { topic: context.topic, messageId: context.messageId }),
@@ -40,10 +40,12 @@ export function deliverToSubscriber(
   onEvent: (event: GatewayEvent) => void,
   logger: Logger,
   ids: Record<string, unknown>,
+  /** The message's native trace headers (see `DecodeContext`). */
+  traceHeaders: Omit<DecodeContext, 'topic'> = {},
 ): void {
   let event: GatewayEvent;
   try {
-    event = decodeEvent(body, { topic });
+    event = decodeEvent(body, { ...traceHeaders, topic });
   } catch (error) {
     logger.warn({ err: error, topic, ...ids }, 'skipped a fan-out message that is not a CloudEvent');
     return;

@@ -4,6 +4,18 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { formatPath } from '../util/path.js';
 import { fileSchema, type AuthConfig, type ConfigFile, type ConsumerConfig, type TopicSettings } from './file-schema.js';
+import {
+  kafkaSecurityEnv,
+  loadBrokerSecurity,
+  natsSecurityEnv,
+  rabbitmqSecurityEnv,
+  securityIssues,
+  type KafkaSasl,
+  type NatsAuth,
+  type TlsSettings,
+} from './broker-security.js';
+import type { Secret } from './secret.js';
+import { otelEnv, tracingSettings, type TracingSettings } from './otel-env.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -17,6 +29,12 @@ const envSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_PATH: z.string().min(1).default('./data/gateway.db'),
   DATABASE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('FULL'),
+  // The message never repeats the value: the URL may carry a password.
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL (postgres://user:password@host:5432/database)')
+    .refine((url) => URL.canParse(url), 'is not a valid URL (percent-encode special characters in the user name and password)')
+    .optional(),
   BROKER: z.enum(BROKER_KINDS).default('memory'),
   GATEWAY_CONFIG: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -30,6 +48,7 @@ const envSchema = z.object({
   SUBSCRIBER_BUFFER: int(1, 1_000_000).default(1000),
   NODE_ENV: z.string().optional(),
   INTROSPECTION: z.enum(['true', 'false']).optional(),
+  METRICS: z.enum(['true', 'false']).default('true'),
   CORS_ORIGINS: z
     .string()
     .transform((list) => list.split(',').map((origin) => origin.trim()).filter(Boolean))
@@ -64,6 +83,14 @@ const envSchema = z.object({
   NATS_STREAM: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, "_" or "-"').default('EVENTS'),
   NATS_JETSTREAM: z.enum(['required', 'off']).default('required'),
   NATS_MAX_AGE_MS: int(0, Number.MAX_SAFE_INTEGER).default(0),
+  // TLS and credentials, one group per broker (src/config/broker-security.ts).
+  ...kafkaSecurityEnv,
+  ...rabbitmqSecurityEnv,
+  ...natsSecurityEnv,
+  // Whether spans are exported (src/config/otel-env.ts); trace context is propagated regardless.
+  ...otelEnv,
+}).superRefine((e, ctx) => {
+  for (const [variable, message] of securityIssues(e)) ctx.addIssue({ code: 'custom', path: [variable], message });
 });
 
 function isOrigin(value: string): boolean {
@@ -77,8 +104,14 @@ export type EnvConfig = z.infer<typeof envSchema>;
 export interface GatewayConfig {
   readonly port: number;
   readonly host: string;
+  /** The SQLite file, used when `databaseUrl` is not set. */
   readonly databasePath: string;
   readonly databaseSynchronous: 'FULL' | 'NORMAL';
+  /**
+   * PostgreSQL (`DATABASE_URL`) instead of the SQLite file: the store several instances share.
+   * Holds the password: log it only through `redactUrl`.
+   */
+  readonly databaseUrl: string | undefined;
   readonly broker: BrokerKind;
   readonly logLevel: EnvConfig['LOG_LEVEL'];
   readonly eventSource: string;
@@ -96,6 +129,10 @@ export interface GatewayConfig {
   readonly limits: Limits;
   /** Web origins besides the gateway's own that browsers may call it from (CORS). */
   readonly corsOrigins: readonly string[];
+  /** `GET /metrics` (Prometheus) and what feeds it; off: neither. */
+  readonly metrics: boolean;
+  /** Span export from the standard `OTEL_*` variables; off unless they ask for it. */
+  readonly tracing: TracingSettings;
 }
 
 /** What one request or connection may ask of the server. */
@@ -115,16 +152,40 @@ export interface Limits {
   readonly wsMaxSubscriptions: number;
 }
 
-/** Everything the broker adapters read; each adapter takes its own part plus `topics`. */
+/**
+ * Everything the broker adapters read; each adapter takes its own part plus `topics`. Secrets are
+ * `Secret`s (they print as `[secret from <variable>]`); URLs may carry a password: log them only
+ * through `redactUrl`.
+ */
 export interface BrokerSettings {
-  readonly rabbitmq: { readonly url: string; readonly exchange: string; readonly streamMaxAge?: string };
+  readonly rabbitmq: {
+    readonly url: string;
+    readonly exchange: string;
+    readonly streamMaxAge?: string;
+    /** With an amqps:// URL: CA and client certificate (absent: the system's CAs, no client certificate). */
+    readonly tls?: TlsSettings | undefined;
+    /** `RABBITMQ_PASSWORD_FILE`, for the user the URL names (instead of a password in the URL). */
+    readonly password?: Secret | undefined;
+  };
   readonly kafka: {
     readonly brokers: readonly string[];
     readonly clientId: string;
     readonly partitions: number;
     readonly compression: 'none' | 'gzip' | 'snappy';
+    /** Absent: plaintext. */
+    readonly ssl?: TlsSettings | undefined;
+    readonly sasl?: KafkaSasl | undefined;
   };
-  readonly nats: { readonly url: string; readonly stream: string; readonly jetstream: 'required' | 'off'; readonly maxAgeMs: number };
+  readonly nats: {
+    readonly url: string;
+    readonly stream: string;
+    readonly jetstream: 'required' | 'off';
+    readonly maxAgeMs: number;
+    /** TLS required (tls:// URL, `NATS_TLS`, or TLS files); absent: TLS only if the server asks for it. */
+    readonly tls?: TlsSettings | undefined;
+    /** Absent: credentials in the URL, if any. */
+    readonly auth?: NatsAuth | undefined;
+  };
   /** Events the memory broker keeps per subscribed topic for subscribers that resume. */
   readonly memory: { readonly retainEvents: number };
   /** Per-topic settings from the config file. */
@@ -139,11 +200,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsedEnv.success) throw new ConfigError(`invalid environment: ${describe(parsedEnv.error)}`);
   const e = parsedEnv.data;
   const file = e.GATEWAY_CONFIG ? readConfigFile(e.GATEWAY_CONFIG) : { consumers: [], topics: {}, auth: undefined };
+  const security = loadBrokerSecurity(e);
   return {
     port: e.PORT,
     host: e.HOST,
     databasePath: e.DATABASE_PATH,
     databaseSynchronous: e.DATABASE_SYNCHRONOUS,
+    databaseUrl: e.DATABASE_URL,
     broker: e.BROKER,
     logLevel: e.LOG_LEVEL,
     eventSource: e.EVENT_SOURCE,
@@ -160,14 +223,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     subscriberBufferBytes: e.SUBSCRIBER_BUFFER_BYTES,
     consumers: file.consumers,
     brokers: {
-      rabbitmq: { url: e.RABBITMQ_URL, exchange: e.RABBITMQ_EXCHANGE, streamMaxAge: e.RABBITMQ_STREAM_MAX_AGE },
-      kafka: { brokers: e.KAFKA_BROKERS.split(','), clientId: e.KAFKA_CLIENT_ID, partitions: e.KAFKA_PARTITIONS, compression: e.KAFKA_COMPRESSION },
-      nats: { url: e.NATS_URL, stream: e.NATS_STREAM, jetstream: e.NATS_JETSTREAM, maxAgeMs: e.NATS_MAX_AGE_MS },
+      rabbitmq: { url: e.RABBITMQ_URL, exchange: e.RABBITMQ_EXCHANGE, streamMaxAge: e.RABBITMQ_STREAM_MAX_AGE, ...security.rabbitmq },
+      kafka: {
+        brokers: e.KAFKA_BROKERS.split(','),
+        clientId: e.KAFKA_CLIENT_ID,
+        partitions: e.KAFKA_PARTITIONS,
+        compression: e.KAFKA_COMPRESSION,
+        ...security.kafka,
+      },
+      nats: { url: e.NATS_URL, stream: e.NATS_STREAM, jetstream: e.NATS_JETSTREAM, maxAgeMs: e.NATS_MAX_AGE_MS, ...security.nats },
       memory: { retainEvents: e.MEMORY_RETAIN_EVENTS },
       topics: file.topics,
     },
     auth: file.auth,
     corsOrigins: e.CORS_ORIGINS,
+    metrics: e.METRICS === 'true',
+    tracing: tracingSettings(e),
     limits: {
       introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
       maxRequestBytes: e.MAX_REQUEST_BYTES,

@@ -5,8 +5,10 @@ import { deadLetterEvent, type DeadLetterRepository, type DeadLetterRow } from '
 import type { ProcessedMessageRepository } from '../store/processed-message-repository.js';
 import { pruneInBatches } from '../store/prune.js';
 import type { Logger } from '../util/logger.js';
+import type { Tracing } from '../tracing/tracing.js';
+import { within } from '../util/retrying.js';
 import { DeliveryRuntime } from './delivery-runtime.js';
-import { ConsumerStats, createPipeline, type ConsumerDefinition } from './pipeline.js';
+import { ConsumerStats, createPipeline, type ConsumerDefinition, type ConsumerTotals } from './pipeline.js';
 
 export interface ConsumerStatus {
   readonly name: string;
@@ -33,6 +35,8 @@ export interface ConsumerManagerDeps {
   readonly onDeadLetter?: ((row: DeadLetterRow) => void) | undefined;
   /** Processed-event records older than this are pruned; 0 keeps them forever. */
   readonly processedRetentionMs?: number;
+  /** Spans around deliveries while they are exported (see `createPipeline`). */
+  readonly tracing?: Tracing | undefined;
 }
 
 /** How often old processed-event records are pruned. */
@@ -132,10 +136,16 @@ export class ConsumerManager {
       });
   }
 
-  /** Lag is best effort: a broker that cannot tell now shows null, and the reason is logged. */
-  private async lagOf(name: string, handle: ConsumerHandle): Promise<number | null> {
+  /**
+   * Lag is best effort: a broker that cannot tell now, or not within `timeoutMs`, shows null, and
+   * the reason is logged.
+   */
+  private async lagOf(name: string, handle: ConsumerHandle, timeoutMs?: number): Promise<number | null> {
     try {
-      return await handle.lag();
+      const lag = handle.lag();
+      if (timeoutMs === undefined || (await within(lag, timeoutMs))) return await lag;
+      this.deps.logger.warn({ consumer: name, timeoutMs }, 'consumer lag not read: the broker did not answer in time');
+      return null;
     } catch (error) {
       this.deps.logger.warn({ err: error, consumer: name }, 'could not read consumer lag');
       return null;
@@ -144,6 +154,18 @@ export class ConsumerManager {
 
   names(): string[] {
     return [...this.consumers.keys()];
+  }
+
+  /** Each consumer's settlement counters in this process (live objects: read, never write). */
+  totals(): { consumer: string; totals: Readonly<ConsumerTotals>; retrying: number }[] {
+    return [...this.consumers.values()].map(({ definition, stats }) => ({ consumer: definition.name, totals: stats.totals, retrying: stats.retrying() }));
+  }
+
+  /** Messages waiting at the broker per running consumer, as in `statuses`; null where the broker cannot tell within `timeoutMs`. */
+  async lags(timeoutMs: number): Promise<Map<string, number | null>> {
+    const running = [...this.consumers.values()].filter((consumer) => consumer.handle !== undefined);
+    const lags = await Promise.all(running.map(({ definition, handle }) => this.lagOf(definition.name, handle!, timeoutMs)));
+    return new Map(running.map(({ definition }, i) => [definition.name, lags[i]!]));
   }
 
   async statuses(): Promise<ConsumerStatus[]> {

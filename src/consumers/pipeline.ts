@@ -11,6 +11,8 @@ import { deadLetter } from './middlewares/dead-letter.js';
 import { rejectInvalid, typeFilter } from './middlewares/filters.js';
 import { idempotency } from './middlewares/idempotency.js';
 import { retry } from './middlewares/retry.js';
+import { currentTraceContext, tracing } from './middlewares/tracing.js';
+import type { Tracing } from '../tracing/tracing.js';
 
 export interface ConsumerDefinition {
   /** Unique name; also the broker-side consumer/queue/group name. */
@@ -35,8 +37,20 @@ const RETRIES_TRACKED_BEFORE_SWEEP = 10_000;
 /** When something outside the handler threw (the store, a bug), try the delivery again after this. */
 const UNEXPECTED_FAILURE_RETRY_MS = 5000;
 
+/** How the deliveries of one consumer in this process were settled, since it started. */
+export interface ConsumerTotals {
+  /** Acknowledged as done: handled, or skipped (already handled, or a type it does not take). */
+  processed: number;
+  /** Failed an attempt and will be tried again (the handler, or the gateway around it, failed). */
+  retried: number;
+  /** Gave up on and recorded as dead letters. */
+  deadLettered: number;
+}
+
 /** Live counters of one consumer in this process. */
 export class ConsumerStats {
+  /** Plain numbers, read by `/metrics` when it is scraped: counting costs a delivery nothing more. */
+  readonly totals: ConsumerTotals = { processed: 0, retried: 0, deadLettered: 0 };
   /** Event id → when its next attempt is due, for failures waiting for another attempt. */
   private readonly retries = new Map<string, number>();
 
@@ -50,10 +64,13 @@ export class ConsumerStats {
     return (next) => async (delivery) => {
       const settlement = await next(delivery);
       if (settlement.kind === 'retry') {
+        this.totals.retried++;
         // Retries taken by other processes are never settled here: keep the map from growing.
         if (this.retries.size >= RETRIES_TRACKED_BEFORE_SWEEP) this.forget(Date.now());
         this.retries.set(delivery.event.id, Date.now() + settlement.delayMs);
       } else {
+        if (settlement.kind === 'ack') this.totals.processed++;
+        else this.totals.deadLettered++;
         this.retries.delete(delivery.event.id);
       }
       return settlement;
@@ -74,28 +91,33 @@ export interface PipelineDeps {
   readonly deadLetters: DeadLetterRepository;
   readonly logger: Logger;
   readonly onDeadLetter?: ((row: DeadLetterRow) => void) | undefined;
+  /** Spans around deliveries, while they are exported (checked when the pipeline is made). */
+  readonly tracing?: Tracing | undefined;
 }
 
 /**
  * The pipeline every durable consumer's handler runs in, outermost first:
- * stats → guard → correlation → dead-letter record → reject undecodable → type filter →
- * idempotency → retry → log failures → handler. How many run at once, and per-key order, are the
+ * stats → guard → tracing (only while spans are exported) → correlation → dead-letter record →
+ * reject undecodable → type filter → idempotency → retry → log failures → handler. How many run at once, and per-key order, are the
  * delivery runtime's (`DeliveryRuntime`), around this pipeline.
  */
 export function createPipeline(definition: ConsumerDefinition, stats: ConsumerStats, deps: PipelineDeps): DeliveryHandler {
   const consumer = definition.name;
   const logger = deps.logger.child({ consumer });
+  const tracer = deps.tracing?.tracer;
   const handle: DeliveryHandler = async (delivery) => {
     await definition.handler(delivery.event, {
       consumer,
       attempt: delivery.attempt,
       correlationId: correlationIdOf(delivery.event),
+      trace: tracer && currentTraceContext(),
     });
     return ACK;
   };
   return compose(
     stats.middleware(),
     guard(logger),
+    ...(tracer ? [tracing({ consumer, tracer, system: deps.tracing!.system })] : []),
     correlation(consumer),
     deadLetter({ consumer, repository: deps.deadLetters, logger, onDeadLetter: deps.onDeadLetter }),
     rejectInvalid(),

@@ -1,12 +1,15 @@
 import { z } from 'zod';
 import { InvalidMessageError } from '../errors.js';
-import { JSON_CONTENT_TYPE, type GatewayEvent } from './event.js';
+import { checkTrace } from '../tracing/trace-context.js';
+import { ATTRIBUTE_NAME_PATTERN, JSON_CONTENT_TYPE, RESERVED_ATTRIBUTES, type ExtensionValue, type GatewayEvent } from './event.js';
 
 /**
  * The wire format on every broker: a structured-mode CloudEvents 1.0 JSON document
  * (`application/cloudevents+json`). The gateway's own attributes are CloudEvents extensions:
- * `topic`, `partitionkey` (the CloudEvents partitioning extension), `correlationid` and
- * `causationid`. Absent optional attributes are left out, never sent as null.
+ * `topic`, `partitionkey` (the CloudEvents partitioning extension), `correlationid`,
+ * `causationid`, and `traceparent`/`tracestate` (the distributed-tracing extension). Other
+ * extension attributes travel beside them as they came. Absent optional attributes are left out,
+ * never sent as null.
  */
 export interface StructuredCloudEvent {
   specversion: '1.0';
@@ -16,11 +19,16 @@ export interface StructuredCloudEvent {
   subject?: string;
   time: string;
   datacontenttype: string;
+  dataschema?: string;
   data?: unknown;
   topic: string;
   partitionkey?: string;
   correlationid?: string;
   causationid?: string;
+  traceparent?: string;
+  tracestate?: string;
+  /** Other extension attributes. */
+  [extension: string]: unknown;
 }
 
 export const CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json';
@@ -36,10 +44,19 @@ export function toCloudEvent(event: GatewayEvent): StructuredCloudEvent {
     topic: event.topic,
   };
   if (event.subject !== null) ce.subject = event.subject;
+  if (event.dataSchema !== null) ce.dataschema = event.dataSchema;
   if (event.data !== undefined) ce.data = event.data;
   if (event.key !== null) ce.partitionkey = event.key;
   if (event.correlationId !== null) ce.correlationid = event.correlationId;
   if (event.causationId !== null) ce.causationid = event.causationId;
+  if (event.traceparent !== null) {
+    ce.traceparent = event.traceparent;
+    if (event.tracestate !== null) ce.tracestate = event.tracestate;
+  }
+  if (event.extensions !== null) {
+    // An event built in code may name a modelled attribute here: the field stays the one that counts.
+    for (const name in event.extensions) if (!RESERVED_ATTRIBUTES.has(name)) ce[name] = event.extensions[name];
+  }
   return ce;
 }
 
@@ -62,6 +79,9 @@ export function encodeEvent(event: GatewayEvent): Buffer {
  */
 export function decodeStoredEvent(text: string): GatewayEvent {
   const ce = JSON.parse(text) as StructuredCloudEvent;
+  // Stored bodies were written by `encodeEvent`: every attribute outside the model is a kept extension.
+  let extensions: Record<string, ExtensionValue> | null = null;
+  for (const name in ce) if (!RESERVED_ATTRIBUTES.has(name)) (extensions ??= {})[name] = ce[name] as ExtensionValue;
   const event: GatewayEvent = {
     id: ce.id,
     source: ce.source,
@@ -74,6 +94,10 @@ export function decodeStoredEvent(text: string): GatewayEvent {
     key: ce.partitionkey ?? null,
     correlationId: ce.correlationid ?? null,
     causationId: ce.causationid ?? null,
+    dataSchema: ce.dataschema ?? null,
+    traceparent: ce.traceparent ?? null,
+    tracestate: ce.tracestate ?? null,
+    extensions,
   };
   encodedBodies.set(event, Buffer.from(text));
   return event;
@@ -81,7 +105,8 @@ export function decodeStoredEvent(text: string): GatewayEvent {
 
 const optionalText = z.string().min(1).optional();
 
-const incoming = z.object({
+// Loose: extension attributes are kept (and sorted out in `toGatewayEvent`), not stripped.
+const incoming = z.looseObject({
   specversion: z.literal('1.0', { error: 'specversion must be "1.0"' }),
   id: z.string().min(1),
   source: z.string().min(1),
@@ -89,25 +114,34 @@ const incoming = z.object({
   subject: optionalText,
   time: z.iso.datetime({ offset: true }).optional(),
   datacontenttype: optionalText,
+  dataschema: optionalText,
   data: z.unknown().optional(),
   topic: optionalText,
   partitionkey: optionalText,
   correlationid: optionalText,
   causationid: optionalText,
+  // An invalid trace context is dropped, never a reason to refuse the event (see `toGatewayEvent`).
+  traceparent: z.unknown().optional(),
+  tracestate: z.unknown().optional(),
 });
 
 /** Where the adapter found the message, for attributes a plain client may have left out. */
 export interface DecodeContext {
   /** The gateway topic implied by where the message arrived (routing key, subject, Kafka topic). */
   readonly topic: string;
+  /**
+   * The message's native `traceparent`/`tracestate` headers (an OpenTelemetry instrumentation of
+   * the producer's client puts them there): the event's trace context when its body has no valid
+   * one of its own. The body's attributes win.
+   */
+  readonly traceparent?: string | undefined;
+  readonly tracestate?: string | undefined;
 }
 
 type IncomingCloudEvent = z.infer<typeof incoming>;
 
-const OPTIONAL_TEXT = ['subject', 'datacontenttype', 'topic', 'partitionkey', 'correlationid', 'causationid'] as const;
+const OPTIONAL_TEXT = ['subject', 'datacontenttype', 'dataschema', 'topic', 'partitionkey', 'correlationid', 'causationid'] as const;
 const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-/** The attributes the gateway itself writes: a body with only these re-encodes to the same event. */
-const GATEWAY_ATTRIBUTES = new Set(['specversion', 'id', 'source', 'type', 'time', 'datacontenttype', 'data', ...OPTIONAL_TEXT]);
 
 const isText = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
 
@@ -126,9 +160,11 @@ function looksValid(json: unknown): json is IncomingCloudEvent {
 
 /**
  * Parses a structured CloudEvent. Throws `InvalidMessageError` for anything else, so an adapter
- * can hand the message to the pipeline as poison instead of crashing its consumer. A body in
- * exactly the gateway's own shape is kept as the event's encoding, so a webhook sends the bytes
- * that arrived instead of encoding them again.
+ * can hand the message to the pipeline as poison instead of crashing its consumer. Extension
+ * attributes (lowercase a-z0-9 names, string, number or boolean values) are kept; others, and an
+ * invalid `traceparent` or `tracestate`, are dropped. A body that says exactly what the decoded
+ * event holds (nothing dropped, nothing defaulted) is kept as the event's encoding, so a webhook,
+ * a dead letter and a replay send the bytes that arrived instead of encoding them again.
  */
 export function decodeEvent(body: Uint8Array | string, context: DecodeContext): GatewayEvent {
   let json: unknown;
@@ -150,16 +186,41 @@ export function decodeEvent(body: Uint8Array | string, context: DecodeContext): 
     }
     ce = parsed.data;
   }
-  const event = toGatewayEvent(ce, context);
-  if (ce.topic !== undefined && ce.time !== undefined && ce.datacontenttype !== undefined && Object.keys(ce).every((name) => GATEWAY_ATTRIBUTES.has(name))) {
+  const decoded = toGatewayEvent(ce, context);
+  if (decoded.asReceived) {
     // A copy: a client library may reuse the memory its message came in.
-    encodedBodies.set(event, Buffer.from(typeof body === 'string' ? body : body.slice()));
+    encodedBodies.set(decoded.event, Buffer.from(typeof body === 'string' ? body : body.slice()));
   }
-  return event;
+  return decoded.event;
 }
 
-function toGatewayEvent(ce: IncomingCloudEvent, context: DecodeContext): GatewayEvent {
-  return {
+/**
+ * The event a valid body describes, and whether the body says exactly that (`asReceived`):
+ * false when the decode filled in a default (topic, time, content type) or left something out
+ * (an attribute it cannot hold, an invalid trace context), so the body must be encoded anew.
+ */
+function toGatewayEvent(ce: IncomingCloudEvent, context: DecodeContext): { event: GatewayEvent; asReceived: boolean } {
+  let asReceived = ce.topic !== undefined && ce.time !== undefined && ce.datacontenttype !== undefined;
+  let extensions: Record<string, ExtensionValue> | null = null;
+  for (const name in ce) {
+    if (RESERVED_ATTRIBUTES.has(name)) {
+      // `data_base64` (binary data) is the one attribute of the format the model does not hold.
+      if (name === 'data_base64') asReceived = false;
+      continue;
+    }
+    const value = ce[name];
+    if (isExtensionValue(value) && ATTRIBUTE_NAME_PATTERN.test(name)) (extensions ??= {})[name] = value;
+    else asReceived = false;
+  }
+  let trace = checkTrace(ce.traceparent, ce.tracestate);
+  if (trace) {
+    if (trace.traceparent !== ce.traceparent || (ce.tracestate !== undefined && trace.tracestate !== ce.tracestate)) asReceived = false;
+  } else {
+    if (ce.traceparent !== undefined || ce.tracestate !== undefined) asReceived = false;
+    trace = context.traceparent === undefined ? null : checkTrace(context.traceparent, context.tracestate);
+    if (trace) asReceived = false;
+  }
+  const event: GatewayEvent = {
     id: ce.id,
     source: ce.source,
     type: ce.type,
@@ -171,8 +232,17 @@ function toGatewayEvent(ce: IncomingCloudEvent, context: DecodeContext): Gateway
     key: ce.partitionkey ?? null,
     correlationId: ce.correlationid ?? null,
     causationId: ce.causationid ?? null,
+    dataSchema: ce.dataschema ?? null,
+    traceparent: trace?.traceparent ?? null,
+    tracestate: trace?.tracestate ?? null,
+    extensions,
   };
+  return { event, asReceived };
 }
+
+/** CloudEvents String, Integer and Boolean in JSON; anything else (null, objects, arrays) is not an attribute value. */
+const isExtensionValue = (value: unknown): value is ExtensionValue =>
+  typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
 
 /** The type of the stand-in event for a message that could not be decoded. */
 export const INVALID_MESSAGE_TYPE = 'gateway.invalid-message';
@@ -198,5 +268,9 @@ export function undecodableEvent(
     key: null,
     correlationId: null,
     causationId: null,
+    dataSchema: null,
+    traceparent: null,
+    tracestate: null,
+    extensions: null,
   };
 }

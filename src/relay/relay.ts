@@ -6,6 +6,8 @@ import { pruneInBatches } from '../store/prune.js';
 import { backoffDelay, sleep, type BackoffPolicy } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
 import type { Signal } from '../util/signal.js';
+import { RelaySpans } from '../tracing/relay-spans.js';
+import type { Tracing } from '../tracing/tracing.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.js';
 
 export interface RelayOptions {
@@ -58,11 +60,21 @@ export interface RelayDeps {
   /** Notified after outbox commits (see `Store.onOutboxChange`). */
   wake: Signal;
   logger: Logger;
+  /**
+   * Told of each event the broker confirmed: when its row was written and when the confirm came
+   * (epoch ms), for the commit → confirm latency. Runs on the publish path, once per event: keep
+   * it to an observation.
+   */
+  onConfirmed?: ((createdAt: Date, confirmedAt: number) => void) | undefined;
+  /** Makes a "relay" span per event published, while spans are exported. */
+  tracing?: Tracing | undefined;
 }
 
 export interface RelayStats {
   /** Events this relay saw confirmed by the broker since it started. */
   published: number;
+  /** Publish attempts of single events that failed (each retry of an event counts again). */
+  failed: number;
 }
 
 /** Rows sent while the circuit is half-open: enough to prove the broker is back, little to lose. */
@@ -85,7 +97,7 @@ const MIN_IDLE_WAIT_MS = 25;
  */
 export class Relay implements OutboxTaker {
   readonly breaker: CircuitBreaker;
-  readonly stats: RelayStats = { published: 0 };
+  readonly stats: RelayStats = { published: 0, failed: 0 };
   private readonly options: Required<Omit<RelayOptions, 'circuitBreaker'>>;
   private readonly abort = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
@@ -263,17 +275,25 @@ export class Relay implements OutboxTaker {
       }
       if (sendable.length === 0) continue;
       const outcome = await this.publishWave(sendable);
+      const confirmedAt = Date.now();
+      const { onConfirmed } = this.deps;
       results.push(...outcome);
       let failed = 0;
-      for (const result of outcome) {
-        if (result.ok) continue;
+      // The outcome lists the rows of the wave in order.
+      for (let i = 0; i < outcome.length; i++) {
+        const result = outcome[i]!;
+        if (result.ok) {
+          onConfirmed?.(sendable[i]!.createdAt, confirmedAt);
+          continue;
+        }
         failed++;
         const key = keyOf.get(result.id);
         if (key != null) failedKeys.add(key);
       }
+      this.stats.published += outcome.length - failed;
+      this.stats.failed += failed;
       brokerDown = failed === sendable.length;
     }
-    this.stats.published += results.filter((r) => r.ok).length;
     try {
       await outbox.settle(this.options.owner, results);
       // Held rows were not tried: no attempt is counted, and the failed row ahead of them
@@ -288,8 +308,11 @@ export class Relay implements OutboxTaker {
 
   private async publishWave(rows: ClaimedRow[]): Promise<PublishResult[]> {
     const { broker, logger } = this.deps;
+    const events = rows.map((row) => row.event ?? outboxRowToEvent(row));
+    const spans = RelaySpans.start(this.deps.tracing, events, rows);
     try {
-      await broker.publish(rows.map((row) => row.event ?? outboxRowToEvent(row)));
+      await broker.publish(events);
+      spans?.end();
       this.breaker.success();
       return rows.map((row) => ({ id: row.id, ok: true }));
     } catch (error) {
@@ -306,6 +329,7 @@ export class Relay implements OutboxTaker {
           retryAt: permanent ? null : now + backoffDelay(this.options.backoff, row.attempts + 1),
         };
       });
+      spans?.end(results);
       const failed = results.filter((r) => !r.ok).length;
       // A broker that confirmed part of the batch is up, and so is one that only had nowhere to
       // route these events: only a whole batch lost to the broker itself counts against it.

@@ -32,4 +32,7 @@ export interface GatewayContext {
   readonly principal: Principal;
   /** From the `x-correlation-id` request header, when the client sent one. */
   readonly correlationId: string | null;
+  /** The W3C `traceparent` and `tracestate` request headers as sent (checked where they are used). */
+  readonly traceparent: string | null;
+  readonly tracestate: string | null;
 }

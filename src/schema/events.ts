@@ -3,6 +3,7 @@ import { topicSchema, type GatewayEvent } from '../events/event.js';
 import { publishEventInputSchema, type PublishOutcome } from '../events/publisher.js';
 import { AUTHORIZE_ONLY } from '../subscriptions/subscription-groups.js';
 import type { DeliveredEvent } from '../subscriptions/subscription-hub.js';
+import { parseTraceparent, SAMPLED, type TraceParent } from '../tracing/trace-context.js';
 import { builder } from './builder.js';
 
 /** An event as resolvers see it; one delivered by a subscription also has its cursor. */
@@ -10,6 +11,19 @@ export type EventShape = GatewayEvent & { readonly cursor?: string | null };
 
 /** What the authorizing dry run of a subscription returns: a stream that never yields. */
 const NOTHING: AsyncIterable<never> = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined as never }) }) };
+
+type TraceContextShape = TraceParent & { readonly traceparent: string; readonly tracestate: string | null };
+
+const TraceContextRef = builder.objectRef<TraceContextShape>('TraceContext').implement({
+  description: 'A W3C trace context (https://www.w3.org/TR/trace-context/).',
+  fields: (t) => ({
+    traceId: t.exposeString('traceId', { description: 'The trace, 32 hex digits: search for it in the tracing backend.' }),
+    spanId: t.exposeString('spanId', { description: 'The span that produced the event (with tracing on, the gateway’s "publish" span), 16 hex digits.' }),
+    sampled: t.boolean({ description: 'Whether the producer sampled (recorded) the trace.', resolve: (c) => (c.flags & SAMPLED) !== 0 }),
+    traceparent: t.exposeString('traceparent', { description: 'The `traceparent` as stored and sent on.' }),
+    tracestate: t.exposeString('tracestate', { nullable: true }),
+  }),
+});
 
 export const EventRef = builder.objectRef<EventShape>('Event').implement({
   description: 'A CloudEvents 1.0 event as the gateway carries it.',
@@ -25,6 +39,23 @@ export const EventRef = builder.objectRef<EventShape>('Event').implement({
     key: t.exposeString('key', { nullable: true, description: 'Partition key: events with one key keep their order.' }),
     correlationId: t.exposeString('correlationId', { nullable: true }),
     causationId: t.exposeString('causationId', { nullable: true }),
+    dataSchema: t.exposeString('dataSchema', { nullable: true, description: 'CloudEvents `dataschema`: the URI of the schema `data` adheres to.' }),
+    extensions: t.expose('extensions', {
+      type: 'JSON',
+      nullable: true,
+      description:
+        'Other CloudEvents extension attributes of the event, by name (`{ "tenant": "acme", "priority": 2 }`): those given at publish, or those a producer put on the broker. Null when there are none.',
+    }),
+    trace: t.field({
+      type: TraceContextRef,
+      nullable: true,
+      description:
+        'The W3C trace context stored with the event (CloudEvents distributed-tracing extension): where to find, in a tracing backend, the work that produced it. Null for an event that came without one.',
+      resolve: (event) => {
+        const parent = parseTraceparent(event.traceparent);
+        return parent && { ...parent, traceparent: event.traceparent!, tracestate: event.tracestate };
+      },
+    }),
     cursor: t.string({
       nullable: true,
       description:
@@ -45,6 +76,12 @@ const PublishEventInput = builder.inputType('PublishEventInput', {
     key: t.string({ description: 'Partition key; events with the same key are delivered in order.' }),
     correlationId: t.string({ description: 'Defaults to the `x-correlation-id` request header, else the event id.' }),
     causationId: t.string({ description: 'Id of the event that caused this one.' }),
+    dataSchema: t.string({ description: 'CloudEvents `dataschema`: an absolute URI of the schema `data` adheres to.' }),
+    extensions: t.field({
+      type: 'JSON',
+      description:
+        'CloudEvents extension attributes to add, as an object: names of lowercase letters and digits (at most 20), values strings, integers or booleans. Names the event already has a field for (`topic`, `partitionkey`, `traceparent`, …) are refused.',
+    }),
   }),
   validate: publishEventInputSchema,
 });

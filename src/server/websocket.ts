@@ -19,8 +19,8 @@ export const TOO_SLOW_CLOSE_CODE = 1008;
 const STALLED_CLOSE_GRACE_MS = 10_000;
 /** Every socket is pinged this often; one that has not answered the previous ping is cut. */
 const KEEP_ALIVE_MS = 12_000;
-/** What the context reads of the upgrade request (`x-correlation-id`). */
-const KEPT_HEADERS = ['x-correlation-id'] as const;
+/** What the context reads of the upgrade request: mutations on the socket take these as their own. */
+const KEPT_HEADERS = ['x-correlation-id', 'traceparent', 'tracestate'] as const;
 
 const NO_HEADERS: IncomingMessage['headers'] = {};
 
@@ -54,6 +54,8 @@ export interface WebSocketOptions {
   readonly bounds: SocketWriterBounds;
   /** Browsers open WebSockets cross-site without any CORS check: the upgrade checks `Origin`. */
   readonly origins: OriginPolicy;
+  /** Called once for each socket closed with 1008 because its frames piled up past `bounds`. */
+  readonly onTooSlow?: (() => void) | undefined;
 }
 
 /**
@@ -167,6 +169,7 @@ export function attachWebSocket(server: Server, options: WebSocketOptions) {
     const writer = new SocketWriter(socket, options.bounds, (reason) => {
       if (socket.readyState !== socket.OPEN) return;
       logger.warn({ reason }, 'WebSocket subscriber too slow; disconnecting it');
+      options.onTooSlow?.();
       socket.close(TOO_SLOW_CLOSE_CODE, reason.slice(0, 120));
       setTimeout(() => socket.terminate(), STALLED_CLOSE_GRACE_MS).unref();
     });

@@ -28,6 +28,8 @@ export interface YogaOptions {
   readonly subscriberBounds: { readonly events: number; readonly bytes: number };
   /** Which web origins may call the gateway from a browser. */
   readonly origins: OriginPolicy;
+  /** Plugins that run before the gateway's own, on every operation (`useOperationMetrics`). */
+  readonly plugins?: readonly Plugin[];
 }
 
 const EXAMPLE_QUERY = /* GraphQL */ `# Publish an event (it goes to the outbox, then the relay sends it to the broker):
@@ -62,7 +64,9 @@ export function createGatewayYoga(options: YogaOptions): GatewayYoga {
       services,
       // Over WebSocket the principal was established once, at connection_init.
       principal: (initial['principal'] as Principal | undefined) ?? (await authenticateRequest(authenticator, initial)),
-      correlationId: correlationIdFrom(initial),
+      correlationId: headerFrom(initial, 'x-correlation-id'),
+      traceparent: headerFrom(initial, 'traceparent'),
+      tracestate: headerFrom(initial, 'tracestate'),
     }),
     // GraphiQL needs introspection. With auth on it subscribes over SSE, so the credentials in
     // its Headers tab reach subscriptions too (browser WebSockets cannot send headers).
@@ -81,6 +85,7 @@ export function createGatewayYoga(options: YogaOptions): GatewayYoga {
       error: (...args) => logger.error({ err: args.find((a) => a instanceof Error) }, args.map(String).join(' ')),
     },
     plugins: [
+      ...(options.plugins ?? []),
       useCrossSiteProtection(options.origins),
       ...(limits.introspection ? [] : [useDisableIntrospection()]),
       useQueryLimits(limits),
@@ -144,12 +149,15 @@ async function authenticateRequest(authenticator: Authenticator, initial: Record
   }
 }
 
-/** `x-correlation-id` from the HTTP request, or from the WebSocket upgrade request. */
-function correlationIdFrom(initial: Record<string, unknown>): string | null {
+/**
+ * A request header (`x-correlation-id`, `traceparent`, `tracestate`) from the HTTP request, or
+ * from the WebSocket upgrade request (see `KEPT_HEADERS` in websocket.ts).
+ */
+function headerFrom(initial: Record<string, unknown>, name: string): string | null {
   const request = initial['request'] as Request | undefined;
-  const fromFetch = request?.headers?.get?.('x-correlation-id');
+  const fromFetch = request?.headers?.get?.(name);
   if (fromFetch) return fromFetch;
   const req = initial['req'] as { headers?: Record<string, string | string[] | undefined> } | undefined;
-  const fromNode = req?.headers?.['x-correlation-id'];
+  const fromNode = req?.headers?.[name];
   return (Array.isArray(fromNode) ? fromNode[0] : fromNode) ?? null;
 }

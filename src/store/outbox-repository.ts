@@ -29,8 +29,17 @@ export interface OutboxRow {
 /**
  * What the relay needs of a claimed row: fewer columns read is a faster claim. A row handed over
  * by `append` also carries the event it was written from, so it is not decoded again.
+ * `createdAt` is when the row was written (its commit's start): the relay measures the time from
+ * it to the broker's confirm.
  */
-export type ClaimedRow = Pick<OutboxRow, 'id' | 'eventId' | 'key' | 'attempts' | 'body'> & { readonly event?: GatewayEvent };
+export type ClaimedRow = Pick<OutboxRow, 'id' | 'eventId' | 'key' | 'attempts' | 'body' | 'createdAt'> & { readonly event?: GatewayEvent };
+
+/** The outbox at a glance, for `/metrics`. */
+export interface OutboxSummary {
+  readonly counts: Readonly<Record<OutboxStatus, number>>;
+  /** When the first PENDING row in commit order was written; null when none is pending. */
+  readonly oldestPendingAt: Date | null;
+}
 
 /**
  * The relay of this process, taking rows straight from `append` (see `OutboxRepository.handOffTo`).
@@ -115,6 +124,12 @@ export interface OutboxRepository {
   getByEventId(eventId: string): Promise<OutboxRow | undefined>;
   list(filter: { status?: OutboxStatus | undefined }, page: PageRequest): Promise<OutboxRow[]>;
   count(status: OutboxStatus): Promise<number>;
+  /**
+   * Rows per status and the oldest PENDING row, read in one statement (one snapshot). PENDING rows
+   * are counted from their index; PUBLISHED and FAILED ones cost a walk over an index of every
+   * row, so this grows with the retention (`/metrics` caches it accordingly).
+   */
+  summary(): Promise<OutboxSummary>;
   /** Puts a FAILED row back to PENDING, due now. Returns the row, or undefined if it is not FAILED. */
   retry(id: number, now?: number): Promise<OutboxRow | undefined>;
   /**

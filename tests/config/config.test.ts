@@ -100,6 +100,24 @@ describe('configuration', () => {
     expect(() => loadConfig({ STOP_TIMEOUT_MS: 'abc' })).toThrow(/STOP_TIMEOUT_MS/);
   });
 
+  it('selects PostgreSQL with DATABASE_URL, and refuses anything else without repeating the value', () => {
+    expect(loadConfig({}).databaseUrl).toBeUndefined();
+    const url = 'postgresql://gateway:s3cret@db.internal:5432/events';
+    expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
+    for (const bad of ['mysql://gateway:s3cret@db/events', 'postgres://gateway:s3cret#x@db/events']) {
+      const error = (() => {
+        try {
+          loadConfig({ DATABASE_URL: bad });
+        } catch (e) {
+          return e as Error;
+        }
+      })();
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error!.message).toMatch(/invalid environment: DATABASE_URL: (must be a postgres:\/\/|is not a valid URL)/);
+      expect(error!.message).not.toContain('s3cret');
+    }
+  });
+
   it('reads consumers from the file', () => {
     const path = writeConfig(JSON.stringify({ consumers: [consumer] }));
     expect(loadConfig({ GATEWAY_CONFIG: path }).consumers.map((c) => c.name)).toEqual(['billing']);

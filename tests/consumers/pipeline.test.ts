@@ -118,6 +118,20 @@ describe('consumer pipeline', () => {
     expect(await processed.has('billing', event.id)).toBe(false);
   });
 
+  it('counts how deliveries were settled: acknowledged, retried, dead-lettered', async () => {
+    const { handle, stats } = pipeline((event) => {
+      if ((event.data as { fail?: boolean }).fail) throw new Error('broken');
+    });
+    const ok = makeEvent();
+    await deliver(handle, ok);
+    await deliver(handle, ok); // a duplicate is acknowledged too
+    const bad = makeEvent({ data: { fail: true } });
+    await deliver(handle, bad, 1);
+    await deliver(handle, bad, 2);
+    await deliver(handle, bad, 3);
+    expect(stats.totals).toEqual({ processed: 2, retried: 2, deadLettered: 1 });
+  });
+
   it('dead-letters a permanent failure at once', async () => {
     const { handle } = pipeline(() => {
       throw new PermanentHandlerError('order does not exist');

@@ -3,6 +3,7 @@ import WebSocket from 'ws';
 import { gql, startTestApp } from '../helpers/app.js';
 import { uniqueName, waitFor } from '../helpers/events.js';
 import { retainedArrayBuffers } from '../helpers/memory.js';
+import { scrapeMetrics } from '../helpers/metrics.js';
 import { subscribe, wsClient } from '../helpers/subscriptions.js';
 
 type App = Awaited<ReturnType<typeof startTestApp>>;
@@ -69,6 +70,10 @@ describe('a WebSocket subscriber that stops reading', () => {
     expect(fast.errors).toEqual([]);
     // Its subscription is gone; the fast one's is still live.
     await waitFor(() => app.services.groups.stats().find((s) => s.topic === topic && s.subscribers === 1), 5000, 'slow subscriber released');
+    // Counted once, as a WebSocket cut off (the socket closed; its subscription did not fail on its own).
+    const metrics = await scrapeMetrics(app.url);
+    expect(metrics.value('gateway_subscribers_too_slow_total', { transport: 'websocket' })).toBe(1);
+    expect(metrics.value('gateway_subscribers_too_slow_total', { transport: 'sse' })).toBe(0);
     fast.close();
     await client.dispose();
   }, 120_000);

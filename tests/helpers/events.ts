@@ -18,6 +18,10 @@ export function makeEvent(overrides: Partial<GatewayEvent> = {}): GatewayEvent {
     key: null,
     correlationId: id,
     causationId: null,
+    dataSchema: null,
+    traceparent: null,
+    tracestate: null,
+    extensions: null,
     ...overrides,
   };
 }

@@ -51,10 +51,11 @@ export function openTempStore(): TestStore & { path: string } {
   });
 }
 
-/**
- * The dialects the store suite runs against. Each opens an empty store of its own; every
- * repository test runs once per entry.
- */
-export const STORE_DIALECTS: { readonly name: string; open(): Promise<TestStore> }[] = [
-  { name: 'sqlite', open: async () => openTempStore() },
-];
+/** One store dialect the shared store suites (`tests/store/*.ts`) run against. */
+export interface StoreDialect {
+  readonly name: string;
+  /** An empty store of its own for one test. */
+  open(): Promise<TestStore>;
+}
+
+export const SQLITE_DIALECT: StoreDialect = { name: 'sqlite', open: async () => openTempStore() };

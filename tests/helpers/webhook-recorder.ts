@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo } from 'node:net';
 import { waitFor } from './events.js';
 
@@ -21,21 +21,24 @@ export class WebhookRecorder {
   /** Ids of the calls received but not answered yet. */
   readonly pending = new Set<string>();
   answer: (eventId: string, call: number) => WebhookAnswer = () => ({});
+  /** Every call as it arrived (headers and body), when started with `keepRequests`. */
+  readonly requests: { readonly eventId: string; readonly headers: IncomingHttpHeaders; readonly body: string }[] = [];
   private held: (() => void)[] | undefined;
   private readonly calls = new Map<string, number>();
 
   private constructor(
     private readonly server: Server,
     readonly url: string,
+    private readonly keepRequests: boolean,
   ) {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => void this.receive(req, res));
   }
 
-  static async start(): Promise<WebhookRecorder> {
+  static async start(options: { keepRequests?: boolean } = {}): Promise<WebhookRecorder> {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    return new WebhookRecorder(server, `http://127.0.0.1:${port}/events`);
+    return new WebhookRecorder(server, `http://127.0.0.1:${port}/events`, options.keepRequests ?? false);
   }
 
   /** Every accepted delivery, duplicates included. */
@@ -78,6 +81,7 @@ export class WebhookRecorder {
       let body = '';
       for await (const chunk of req) body += String(chunk);
       id = String((JSON.parse(body) as { id: unknown }).id);
+      if (this.keepRequests) this.requests.push({ eventId: id, headers: req.headers, body });
     } catch {
       // A call cut off by a killed gateway, or not a CloudEvent: nothing to record.
       if (!res.destroyed) res.writeHead(400).end();

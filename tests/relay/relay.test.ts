@@ -51,6 +51,25 @@ describe('relay', () => {
     expect(broker.published).toHaveLength(1);
   });
 
+  it('counts confirmed and failed publishes, and tells when each confirmed row was written', async () => {
+    const confirmed: { createdAt: Date; at: number }[] = [];
+    const relay = new Relay(
+      { outbox, broker, wake, logger: silentLogger, onConfirmed: (createdAt, at) => confirmed.push({ createdAt, at }) },
+      { pollIntervalMs: 60_000, backoff: { initialMs: 30, maxMs: 200, multiplier: 2, jitter: 0 } },
+    );
+    relay.start();
+    relays.push(relay);
+    const flaky = makeEvent();
+    broker.failOnce.add(flaky.id);
+    // Handed over by the commit, then the failed one claimed again after its backoff.
+    const rows = await outbox.append([flaky, makeEvent()]);
+    await waitFor(() => relay.stats.published === 2, 2000, 'both published');
+    expect(relay.stats.failed).toBe(1);
+    const written = await Promise.all(rows.map(async (r) => (await outbox.get(r.id))!.createdAt.getTime()));
+    expect(confirmed.map((c) => c.createdAt.getTime()).sort()).toEqual(written.sort());
+    for (const { createdAt, at } of confirmed) expect(at).toBeGreaterThanOrEqual(createdAt.getTime());
+  });
+
   it('keeps rows PENDING until the broker confirms', async () => {
     broker.hold();
     startRelay();

@@ -4,7 +4,7 @@ import { retryUntilDone } from '../../util/retrying.js';
 import type { Logger } from '../../util/logger.js';
 import type { Delivery, Settlement } from '../broker.js';
 import { decodeDelivery, parseAttempt } from '../delivery.js';
-import { ATTEMPT_HEADER } from '../headers.js';
+import { ATTEMPT_HEADER, traceHeaders } from '../headers.js';
 import { deadLetterMessage, describeOrigin, readHeader, retryMessage, type RecordOrigin } from './messages.js';
 import { deadLetterTopicOf, retryTopicOf } from './options.js';
 import type { KafkaPublisher } from './publisher.js';
@@ -36,7 +36,8 @@ export class DeliveryRunner {
   /** The delivery a record makes: its event (or a stand-in for an undecodable one) and attempt. */
   decode(origin: RecordOrigin, message: KafkaMessage): Delivery {
     const attempt = parseAttempt(readHeader(message.headers, ATTEMPT_HEADER));
-    return decodeDelivery(message.value ?? '', { topic: this.topic, attempt, messageId: describeOrigin(origin) });
+    const trace = traceHeaders((name) => message.headers?.[name]);
+    return decodeDelivery(message.value ?? '', { ...trace, topic: this.topic, attempt, messageId: describeOrigin(origin) });
   }
 
   /**

@@ -1,4 +1,6 @@
-import { GatewayError } from '../../errors.js';
+import { BrokerAuthenticationError, ConfigError, errorMessage, GatewayError } from '../../errors.js';
+import { certificateFailure, certificateRefusal } from '../tls.js';
+import type { ResolvedKafkaOptions } from './options.js';
 
 /**
  * Kafka refused a message for a reason another attempt cannot fix (too large, invalid record or
@@ -56,10 +58,35 @@ export function isRejectedMessage(error: unknown): boolean {
   return type !== undefined && REJECTED_MESSAGE_TYPES.has(type);
 }
 
-/** True for connect failures that no later attempt can fix. */
+/**
+ * True for connect failures that no later attempt can fix: refused credentials, a TLS certificate
+ * one side does not trust, a protocol mismatch.
+ */
 export function isPermanentConnectError(error: unknown): boolean {
   const names = [(error as KafkaJsErrorLike).name, rootCause(error).name];
-  return names.some((name) => name !== undefined && PERMANENT_CONNECT_ERRORS.has(name));
+  return names.some((name) => name !== undefined && PERMANENT_CONNECT_ERRORS.has(name)) || certificateFailure(error) !== undefined;
+}
+
+/**
+ * What `connect()` rejects with after a permanent connect failure: refused credentials or
+ * certificates as `BrokerAuthenticationError` naming the variable to fix, anything else as
+ * `ConfigError`. kafkajs's SASL errors carry the server's reason, never the password.
+ */
+export function connectRefusal(error: unknown, options: ResolvedKafkaOptions): ConfigError {
+  const where = options.brokers.join(',');
+  const names = [(error as KafkaJsErrorLike).name, rootCause(error).name];
+  if (names.includes('KafkaJSSASLAuthenticationError')) {
+    const { sasl } = options;
+    const who = sasl ? `user "${sasl.username}" (SASL ${sasl.mechanism.toUpperCase()})` : 'the connection';
+    return new BrokerAuthenticationError(
+      `${sasl?.password.source ?? 'KAFKA_SASL_MECHANISM'}: Kafka at ${where} refused ${who}: authentication failed: ${errorMessage(error)}`,
+      { cause: error },
+    );
+  }
+  return (
+    certificateRefusal(error, 'KAFKA_SSL_', 'Kafka', where) ??
+    new ConfigError(`Kafka at ${where} refused the connection for good: ${errorMessage(error)}`, { cause: error })
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, EachBatchPayload, Kafka } from 'kafkajs';
 import { deliverToSubscriber } from '../delivery.js';
+import { traceHeaders } from '../headers.js';
 import { BrokerUnavailableError, CursorExpiredError } from '../../errors.js';
 import type { GatewayEvent } from '../../events/event.js';
 import type { Logger } from '../../util/logger.js';
@@ -147,10 +148,14 @@ export class KafkaFanOutSubscription implements Subscription {
       if (next !== undefined && offset < next) continue;
       this.next.set(batch.partition, offset + 1);
       const position: LogPosition = { partition: String(batch.partition), offset };
-      deliverToSubscriber(message.value ?? '', this.topic, (event) => this.onEvent(event, position), this.logger, {
-        partition: batch.partition,
-        offset: message.offset,
-      });
+      deliverToSubscriber(
+        message.value ?? '',
+        this.topic,
+        (event) => this.onEvent(event, position),
+        this.logger,
+        { partition: batch.partition, offset: message.offset },
+        traceHeaders((name) => message.headers?.[name]),
+      );
     }
   }
 

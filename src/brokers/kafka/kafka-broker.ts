@@ -1,5 +1,5 @@
 import type { Admin, Kafka } from 'kafkajs';
-import { BrokerUnavailableError, ConfigError, errorMessage, PublishError } from '../../errors.js';
+import { BrokerUnavailableError, errorMessage, PublishError } from '../../errors.js';
 import type { GatewayEvent } from '../../events/event.js';
 import type { Logger } from '../../util/logger.js';
 import type {
@@ -15,7 +15,7 @@ import type {
 } from '../broker.js';
 import { ConnectionMonitor } from './connection-monitor.js';
 import { KafkaDurableConsumer } from './durable-consumer.js';
-import { isPermanentConnectError, isRejectedMessage, KafkaMessageRejectedError } from './errors.js';
+import { connectRefusal, isPermanentConnectError, isRejectedMessage, KafkaMessageRejectedError } from './errors.js';
 import { KafkaFanOutSubscription } from './fan-out-subscription.js';
 import { createKafkaClient, requestRetry } from './kafka-client.js';
 import type { PartitionLag } from './lag.js';
@@ -79,8 +79,9 @@ export class KafkaBroker implements Broker {
   }
 
   /**
-   * Rejects with `ConfigError` for bad options or credentials; otherwise retries in the background
-   * until the producer (with its producer id) and the admin client are connected.
+   * Rejects with `ConfigError` for bad options, with `BrokerAuthenticationError` when Kafka refuses
+   * the SASL credentials or a TLS certificate; otherwise retries in the background until the
+   * producer (with its producer id) and the admin client are connected.
    */
   connect(): Promise<void> {
     return (this.connecting ??= this.establish());
@@ -203,8 +204,9 @@ export class KafkaBroker implements Broker {
       },
     );
     if (permanent !== undefined) {
-      this.monitor.note(permanent);
-      throw new ConfigError(`Kafka refused the connection for good: ${errorMessage(permanent)}`, { cause: permanent });
+      const refusal = connectRefusal(permanent, options);
+      this.monitor.note(refusal);
+      throw refusal;
     }
     if (!connected) throw new BrokerUnavailableError('the Kafka broker was closed before it connected');
     this.monitor.up();

@@ -1,6 +1,7 @@
-import kafkajs, { type CompressionTypes as CompressionType, type Kafka, type LogEntry, type logCreator } from 'kafkajs';
+import kafkajs, { type CompressionTypes as CompressionType, type Kafka, type LogEntry, type logCreator, type SASLOptions } from 'kafkajs';
 import SnappyCodec from 'kafkajs-snappy';
 import type { Logger } from '../../util/logger.js';
+import { tlsConnectionOptions } from '../tls.js';
 import type { ResolvedKafkaOptions } from './options.js';
 
 const { Kafka: KafkaClient, CompressionCodecs, CompressionTypes, logLevel: KafkaLogLevel } = kafkajs;
@@ -36,9 +37,16 @@ export function createKafkaClient(options: ResolvedKafkaOptions, logger: Logger)
     connectionTimeout: 3000,
     requestTimeout: 30_000,
     retry: requestRetry(options),
+    ...(options.ssl ? { ssl: tlsConnectionOptions(options.ssl) } : {}),
+    ...(options.sasl ? { sasl: saslOptions(options.sasl) } : {}),
     logLevel: kafkaLogLevelFor(logger),
     logCreator: pinoLogCreator(logger),
   });
+}
+
+/** The one place the SASL password is handed over: to kafkajs, which keeps it out of its logs. */
+function saslOptions({ mechanism, username, password }: NonNullable<ResolvedKafkaOptions['sasl']>): SASLOptions {
+  return { mechanism, username, password: password.reveal() };
 }
 
 /**

@@ -1,12 +1,13 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { connect, errors as natsErrors, type NatsConnection } from '@nats-io/transport-node';
-import { BrokerCapabilityError, BrokerUnavailableError, ConfigError, errorMessage } from '../../errors.js';
+import { BrokerAuthenticationError, BrokerCapabilityError, BrokerUnavailableError, ConfigError, errorMessage } from '../../errors.js';
 import { backoffDelay, sleep } from '../../util/backoff.js';
 import type { Logger } from '../../util/logger.js';
 import { Signal } from '../../util/signal.js';
 import type { BrokerConnectionStatus } from '../broker.js';
-import { connectionTarget, type ResolvedNatsOptions } from './options.js';
+import { describeAuth, natsConnectOptions, natsTarget, type NatsTarget, type ResolvedNatsOptions } from './options.js';
 import { redactUrl } from '../redact-url.js';
+import { certificateFailure, certificateRefusal } from '../tls.js';
 
 /** A usable connection: core NATS, plus JetStream in JetStream mode. */
 export interface NatsSession {
@@ -51,7 +52,24 @@ const isPermanent = (error: unknown) =>
   error instanceof ConfigError ||
   error instanceof BrokerCapabilityError ||
   error instanceof natsErrors.AuthorizationError ||
-  error instanceof natsErrors.InvalidArgumentError;
+  error instanceof natsErrors.UserAuthenticationExpiredError ||
+  error instanceof natsErrors.InvalidArgumentError ||
+  certificateFailure(error) !== undefined;
+
+/**
+ * What `connect()` rejects with when the server refused this gateway for good: refused
+ * credentials or certificates as `BrokerAuthenticationError` naming the variable to fix.
+ */
+function refusal(error: unknown, target: NatsTarget, where: string): unknown {
+  if (error instanceof natsErrors.AuthorizationError || error instanceof natsErrors.UserAuthenticationExpiredError) {
+    const { variable, who } = describeAuth(target.auth);
+    return new BrokerAuthenticationError(`${variable}: NATS at ${where} refused ${who}: ${errorMessage(error)}`, { cause: error });
+  }
+  const certificate = certificateRefusal(error, 'NATS_', 'NATS', where);
+  if (certificate) return certificate;
+  if (error instanceof natsErrors.InvalidArgumentError) return new ConfigError(`NATS_URL ${where}: ${errorMessage(error)}`, { cause: error });
+  return error;
+}
 
 /**
  * One gateway process's connection to NATS. It connects with backoff until it succeeds (or meets
@@ -71,6 +89,7 @@ export class NatsConnector {
   private reconnectDelay = { attempts: -1, ms: 0 };
   /** The server address without credentials, for logs and errors. */
   private readonly where: string;
+  private readonly target: NatsTarget;
 
   constructor(
     private readonly options: ResolvedNatsOptions,
@@ -78,6 +97,7 @@ export class NatsConnector {
     private readonly logger: Logger,
   ) {
     this.where = redactUrl(options.url, 'NATS_URL');
+    this.target = natsTarget(options);
   }
 
   connect(): Promise<void> {
@@ -162,11 +182,10 @@ export class NatsConnector {
         return;
       } catch (error) {
         if (isPermanent(error)) {
-          this.lastError = errorMessage(error);
+          const refused = refusal(error, this.target, this.where);
+          this.lastError = errorMessage(refused);
           await this.discard();
-          throw error instanceof natsErrors.AuthorizationError || error instanceof natsErrors.InvalidArgumentError
-            ? new ConfigError(`NATS_URL ${this.where}: ${errorMessage(error)}`, { cause: error })
-            : error;
+          throw refused;
         }
         this.down(error, attempt);
         await sleep(backoffDelay(this.options.reconnectBackoff, attempt), this.stopping.signal);
@@ -176,7 +195,7 @@ export class NatsConnector {
 
   private async dial(): Promise<NatsConnection> {
     const nc = await connect({
-      ...connectionTarget(this.options.url),
+      ...natsConnectOptions(this.target),
       name: this.options.name,
       maxReconnectAttempts: -1,
       reconnectDelayHandler: () => this.nextReconnectDelay(),

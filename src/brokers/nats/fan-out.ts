@@ -2,6 +2,7 @@ import { DeliverPolicy, type Consumer, type ConsumerMessages, type JsMsg } from 
 import type { Msg, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { BrokerUnavailableError, CursorExpiredError, errorMessage } from '../../errors.js';
 import { deliverToSubscriber } from '../delivery.js';
+import { traceHeaders } from '../headers.js';
 import type { GatewayEvent } from '../../events/event.js';
 import { backoffDelay, sleep } from '../../util/backoff.js';
 import type { Logger } from '../../util/logger.js';
@@ -14,7 +15,8 @@ export type OnEvent = (event: GatewayEvent, position: LogPosition | null) => voi
 
 function deliver(message: Msg | JsMsg, topic: string, onEvent: OnEvent, position: LogPosition | null, logger: Logger): void {
   const ids = { subject: message.subject, seq: position?.offset };
-  deliverToSubscriber(message.data, topic, (event) => onEvent(event, position), logger, ids);
+  const trace = traceHeaders((name) => message.headers?.get(name) || undefined);
+  deliverToSubscriber(message.data, topic, (event) => onEvent(event, position), logger, ids, trace);
 }
 
 /**

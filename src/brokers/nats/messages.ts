@@ -3,7 +3,7 @@ import { CLOUDEVENTS_CONTENT_TYPE } from '../../events/codec.js';
 import type { GatewayEvent } from '../../events/event.js';
 import type { Delivery } from '../broker.js';
 import { decodeDelivery } from '../delivery.js';
-import { cloudEventHeaders } from '../headers.js';
+import { cloudEventHeaders, traceHeaders } from '../headers.js';
 
 /** JetStream drops a message whose id it stored within the stream's duplicate window. */
 export const MSG_ID_HEADER = 'Nats-Msg-Id';
@@ -35,5 +35,6 @@ interface ReceivedMessage {
  */
 export function toDelivery(message: ReceivedMessage, context: { topic: string; attempt: number; fallbackId?: string }): Delivery {
   const messageId = message.headers?.get(MSG_ID_HEADER) || context.fallbackId;
-  return decodeDelivery(message.data, { topic: context.topic, attempt: context.attempt, messageId });
+  const trace = traceHeaders((name) => message.headers?.get(name) || undefined);
+  return decodeDelivery(message.data, { ...trace, topic: context.topic, attempt: context.attempt, messageId });
 }

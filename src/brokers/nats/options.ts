@@ -1,4 +1,8 @@
+import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type TlsOptions } from '@nats-io/transport-node';
+import type { NatsAuth, TlsSettings } from '../../config/broker-security.js';
 import type { BrokerSettings } from '../../config/config.js';
+import { Secret } from '../../config/secret.js';
+import { tlsConnectionOptions } from '../tls.js';
 import type { BackoffPolicy } from '../../util/backoff.js';
 
 /** Tuning beyond the environment settings; the defaults suit production. */
@@ -71,20 +75,70 @@ export function resolveNatsOptions(options: NatsBrokerOptions): ResolvedNatsOpti
   };
 }
 
+/** How `NatsConnector` reaches the server and logs in. */
+export interface NatsTarget {
+  /** The server, without credentials. */
+  readonly servers: string;
+  /** Required TLS, with these CAs and client certificate; undefined: TLS only if the server asks for it. */
+  readonly tls: TlsSettings | undefined;
+  readonly auth: NatsAuth | undefined;
+}
+
 /**
- * Where and how to connect: nats.js takes no credentials from a server URL, so a NATS_URL's
- * `user:password@` (or a lone `token@`) becomes its `user`/`pass` (or `token`) options.
+ * Where and how to connect. nats.js takes no credentials from a server URL, so a NATS_URL's
+ * `user:password@` (or a lone `token@`) becomes a `user` (or `token`) login named after NATS_URL,
+ * and it ignores the scheme, so a tls:// URL is what requires TLS here.
  */
-export function connectionTarget(url: string): { servers: string; user?: string; pass?: string; token?: string } {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return { servers: url };
-  }
-  if (!parsed.username) return { servers: url };
+export function natsTarget(options: Pick<ResolvedNatsOptions, 'url' | 'tls' | 'auth'>): NatsTarget {
+  const { url } = options;
+  const tls = options.tls ?? (url.startsWith('tls://') ? {} : undefined);
+  if (!URL.canParse(url)) return { servers: url, tls, auth: options.auth };
+  const parsed = new URL(url);
+  if (!parsed.username) return { servers: url, tls, auth: options.auth };
   const user = decodeURIComponent(parsed.username);
   const pass = decodeURIComponent(parsed.password);
   const servers = `${parsed.protocol}//${parsed.host}`;
-  return pass ? { servers, user, pass } : { servers, token: user };
+  const auth: NatsAuth = pass
+    ? { kind: 'user', user, password: new Secret(pass, 'NATS_URL') }
+    : { kind: 'token', token: new Secret(user, 'NATS_URL') };
+  return { servers, tls, auth: options.auth ?? auth };
+}
+
+/** The nats.js connect options for a target: the one place its secrets are handed over. */
+export function natsConnectOptions(target: NatsTarget): Partial<ConnectionOptions> {
+  // nats.js passes these on to Node's tls.connect as they are, the passphrase included.
+  const tls = target.tls ? { tls: tlsConnectionOptions(target.tls) as TlsOptions } : {};
+  const { auth } = target;
+  const bytes = (secret: Secret) => new TextEncoder().encode(secret.reveal());
+  switch (auth?.kind) {
+    case undefined:
+      return { servers: target.servers, ...tls };
+    case 'user':
+      return { servers: target.servers, ...tls, user: auth.user, pass: auth.password.reveal() };
+    case 'token':
+      return { servers: target.servers, ...tls, token: auth.token.reveal() };
+    case 'nkey':
+      return { servers: target.servers, ...tls, authenticator: nkeyAuthenticator(bytes(auth.seed)) };
+    case 'creds':
+      return { servers: target.servers, ...tls, authenticator: credsAuthenticator(bytes(auth.creds)) };
+  }
+}
+
+/** For messages: the variable holding the secret the server refused, and whose it is. */
+export function describeAuth(auth: NatsAuth | undefined): { variable: string; who: string } {
+  switch (auth?.kind) {
+    case undefined:
+      return {
+        variable: 'NATS_USER',
+        who: 'a connection without credentials (set NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED_FILE or NATS_CREDS_FILE)',
+      };
+    case 'user':
+      return { variable: auth.password.source, who: `user "${auth.user}"` };
+    case 'token':
+      return { variable: auth.token.source, who: 'the token' };
+    case 'nkey':
+      return { variable: auth.seed.source, who: 'the NKey' };
+    case 'creds':
+      return { variable: auth.creds.source, who: 'the user in the creds file' };
+  }
 }

@@ -1,4 +1,6 @@
-import { connect as amqpConnect, type Channel, type ChannelModel, type RecoveringChannelModel } from 'amqplib';
+import { connect as amqpConnect, credentials, type Channel, type ChannelModel, type RecoveringChannelModel, type SocketOptions } from 'amqplib';
+import type { TlsSettings } from '../../config/broker-security.js';
+import type { Secret } from '../../config/secret.js';
 import { BrokerUnavailableError, errorMessage, type GatewayError } from '../../errors.js';
 import { backoffDelay, type BackoffPolicy } from '../../util/backoff.js';
 import type { Logger } from '../../util/logger.js';
@@ -6,12 +8,17 @@ import type { BrokerConnectionStatus } from '../broker.js';
 import { closeChannel, type ConnectionLink } from './channel-part.js';
 import { connectionRefused, isPermanent } from './errors.js';
 import { redactUrl } from '../redact-url.js';
+import { certificateFailure, tlsConnectionOptions } from '../tls.js';
 
 /** A TCP connect or AMQP handshake that takes longer than this counts as a failed attempt. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
 export interface RabbitMqConnectionOptions {
   readonly url: string;
+  /** CA and client certificate for an amqps:// URL. */
+  readonly tls?: TlsSettings | undefined;
+  /** The password of the user the URL names, when it is not in the URL (`RABBITMQ_PASSWORD_FILE`). */
+  readonly password?: Secret | undefined;
   /** Shown in RabbitMQ's management UI and `rabbitmqctl list_connections`. */
   readonly connectionName: string;
   readonly reconnect: BackoffPolicy;
@@ -100,6 +107,7 @@ export class RabbitMqConnection implements ConnectionLink {
     const recovering = await amqpConnect(url, {
       timeout: CONNECT_TIMEOUT_MS,
       clientProperties: { connection_name: connectionName },
+      ...this.secureOptions(),
       recovery: {
         waitForConnect: false,
         maxRetries: Infinity,
@@ -126,9 +134,11 @@ export class RabbitMqConnection implements ConnectionLink {
     });
     recovering.on('connect-failed', (error: Error) => {
       this.lost(error);
-      if (!this.connectedOnce && isPermanent(error)) {
-        this.logger.error({ err: error, url: where }, 'RabbitMQ refused this configuration; not retrying');
-        reject(connectionRefused(error, url));
+      if (!this.connectedOnce && (isPermanent(error) || certificateFailure(error))) {
+        const refused = connectionRefused(error, url, this.options.password);
+        this.lastError = refused.message;
+        this.logger.error({ err: refused, url: where }, 'RabbitMQ refused this configuration; not retrying');
+        reject(refused);
         void this.close();
         return;
       }
@@ -148,6 +158,16 @@ export class RabbitMqConnection implements ConnectionLink {
       this.logger.info('RabbitMQ unblocked this connection');
     });
     recovering.on('handler-error', (error: Error, event: string) => this.logger.error({ err: error, event }, 'a RabbitMQ event listener threw'));
+  }
+
+  /** TLS options and a password kept out of the URL: the one place they are handed to amqplib. */
+  private secureOptions(): SocketOptions {
+    const { url, tls, password } = this.options;
+    const user = URL.canParse(url) ? decodeURIComponent(new URL(url).username) : '';
+    return {
+      ...(tls ? tlsConnectionOptions(tls) : {}),
+      ...(password ? { credentials: credentials.plain(user, password.reveal()) } : {}),
+    };
   }
 
   private async setUp(model: ChannelModel): Promise<void> {

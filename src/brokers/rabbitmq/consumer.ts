@@ -2,7 +2,7 @@ import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Logger } from '../../util/logger.js';
 import type { ConsumerBinding, ConsumerHandle, DeliverySink } from '../broker.js';
 import { decodeDelivery, parseAttempt } from '../delivery.js';
-import { ATTEMPT_HEADER } from '../headers.js';
+import { ATTEMPT_HEADER, traceHeaders } from '../headers.js';
 import { RabbitMqAcker } from './ack-batch.js';
 import { ChannelPart, type ConnectionLink } from './channel-part.js';
 import { settle } from './settlement.js';
@@ -86,6 +86,7 @@ export class DurableConsumer extends ChannelPart<ConfirmChannel> implements Cons
     RabbitMqAcker.of(channel, this.logger).received(message);
     const { headers, messageId } = message.properties;
     const delivery = decodeDelivery(message.content, {
+      ...traceHeaders((name) => headers?.[name]),
       topic: this.binding.topic,
       attempt: parseAttempt(headers?.[ATTEMPT_HEADER]),
       messageId: typeof messageId === 'string' ? messageId : undefined,

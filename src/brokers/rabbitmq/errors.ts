@@ -1,5 +1,7 @@
-import { BrokerUnavailableError, ConfigError, errorMessage, GatewayError } from '../../errors.js';
+import type { Secret } from '../../config/secret.js';
+import { BrokerAuthenticationError, BrokerUnavailableError, ConfigError, errorMessage, GatewayError } from '../../errors.js';
 import { redactUrl } from '../redact-url.js';
+import { certificateRefusal } from '../tls.js';
 
 /** AMQP reply codes the adapter tells apart (amqplib puts them on `error.code`). */
 const ACCESS_REFUSED = 403;
@@ -26,13 +28,26 @@ export function isPermanent(error: unknown): boolean {
   return /ACCESS-REFUSED|\(NOT-ALLOWED\)|Expected ConnectionOpenOk; got <ConnectionClose/.test(message);
 }
 
-/** The error `connect()` rejects with when the broker refuses this gateway for good. */
-export function connectionRefused(error: unknown, url: string): GatewayError {
+/**
+ * The error `connect()` rejects with when the broker refuses this gateway for good: a refused
+ * login or certificate is a `BrokerAuthenticationError` naming the variable to fix (`password`:
+ * where the password came from when not from the URL).
+ */
+export function connectionRefused(error: unknown, url: string, password?: Secret): GatewayError {
   if (error instanceof GatewayError) return error;
   const where = redactUrl(url, 'RABBITMQ_URL');
+  const certificate = certificateRefusal(error, 'RABBITMQ_', 'RabbitMQ', where);
+  if (certificate) return certificate;
   const message = errorMessage(error);
   if (/ConnectionOpenOk/.test(message)) {
     return new ConfigError(`RabbitMQ at ${where} refused to open the virtual host (does it exist, may this user use it?)`, { cause: error });
+  }
+  // amqplib reports a refused login (403 in the handshake) only in its message text.
+  if (/^Handshake terminated by server: 403/.test(message)) {
+    const user = URL.canParse(url) ? decodeURIComponent(new URL(url).username) || 'guest' : 'guest';
+    return new BrokerAuthenticationError(`${password?.source ?? 'RABBITMQ_URL'}: RabbitMQ at ${where} refused the login of user "${user}": ${message}`, {
+      cause: error,
+    });
   }
   return new ConfigError(`RabbitMQ at ${where} refused the connection: ${message}`, { cause: error });
 }

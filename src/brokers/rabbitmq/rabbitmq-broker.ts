@@ -108,10 +108,13 @@ export class RabbitMqBroker implements Broker {
     });
     const connectionName = options.connectionName ?? `event-gateway ${hostname()} pid ${process.pid}`;
     const reconnect = options.reconnect ?? { initialMs: 100, maxMs: 5000, multiplier: 2, jitter: 0.2 };
-    this.connection = new RabbitMqConnection({ url: options.url, connectionName, reconnect, setUp: (model) => this.setUp(model) }, this.logger);
+    const { url, tls, password } = options;
+    this.connection = new RabbitMqConnection({ url, tls, password, connectionName, reconnect, setUp: (model) => this.setUp(model) }, this.logger);
     this.subscriptionConnection = new RabbitMqConnection(
       {
-        url: options.url,
+        url,
+        tls,
+        password,
         connectionName: `${connectionName} (subscriptions)`,
         reconnect,
         setUp: (model) => this.attachAll(model, this.subscriptions),

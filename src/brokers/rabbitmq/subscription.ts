@@ -4,6 +4,7 @@ import type { GatewayEvent } from '../../events/event.js';
 import type { Logger } from '../../util/logger.js';
 import type { LogPoint, LogPosition } from '../broker.js';
 import { deliverToSubscriber } from '../delivery.js';
+import { traceHeaders } from '../headers.js';
 import { RabbitMqAcker } from './ack-batch.js';
 import { ChannelPart, type ConnectionLink } from './channel-part.js';
 import { lastOffset, missedBetween, streamOffset } from './stream-offsets.js';
@@ -155,7 +156,8 @@ export class StreamSubscription extends ChannelPart<Channel> {
     }
     if (last !== undefined && offset <= last) return;
     this.last = offset;
-    deliverToSubscriber(message.content, this.topic, (event) => this.onEvent(event, { partition: '', offset }), this.logger, ids);
+    const trace = traceHeaders((name) => message.properties.headers?.[name]);
+    deliverToSubscriber(message.content, this.topic, (event) => this.onEvent(event, { partition: '', offset }), this.logger, ids, trace);
   }
 
   /**

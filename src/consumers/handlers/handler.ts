@@ -1,3 +1,4 @@
+import type { Context } from '@opentelemetry/api';
 import type { GatewayEvent } from '../../events/event.js';
 
 export interface HandlerContext {
@@ -6,6 +7,12 @@ export interface HandlerContext {
   readonly attempt: number;
   /** The event's correlation id, or its own id when it has none. */
   readonly correlationId: string;
+  /**
+   * While spans are exported: the OpenTelemetry context of this delivery's "process" span, to
+   * make the handler's own spans its children (`tracer.startSpan(name, {}, context.trace)`).
+   * Undefined otherwise; the event's `traceparent` is there either way.
+   */
+  readonly trace?: Context | undefined;
 }
 
 /**

@@ -1,8 +1,11 @@
 import { EventEmitter } from 'node:events';
+import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
 import { Pool } from 'undici';
 import { CLOUDEVENTS_CONTENT_TYPE, encodeEvent } from '../../events/codec.js';
 import { redactUrl } from '../../brokers/redact-url.js';
 import { WebhookError, WebhookRejectedError } from '../../errors.js';
+import { failSpan, traceOfSpan } from '../../tracing/spans.js';
+import type { Tracing } from '../../tracing/tracing.js';
 import type { EventHandler } from './handler.js';
 import { WebhookSigner } from './webhook-signature.js';
 
@@ -35,8 +38,14 @@ const BODY_SNIPPET = 300;
  * Calls go through an undici connection pool of the consumer's own: per call it costs about a
  * tenth of `fetch` and two thirds of `node:http` (`npm run bench:consume` and bench/RESULTS.md),
  * and connections are kept alive across deliveries instead of opened per event.
+ *
+ * Every call carries the event's trace as W3C `traceparent` (and `tracestate`): while spans are
+ * exported, that of a CLIENT span for the call, child of the delivery's "process" span; otherwise
+ * the event's stored `traceparent` as it is, so the receiver's spans join the producer's trace
+ * under the span that made the event (a span id of the gateway's own would name a span no backend
+ * ever receives). An event without a trace context is sent without one.
  */
-export function createWebhookHandler(options: WebhookOptions): EventHandler {
+export function createWebhookHandler(options: WebhookOptions, tracing?: Tracing): EventHandler {
   const timeoutMs = options.timeoutMs ?? 5000;
   const url = new URL(options.url);
   // The URL may carry credentials; errors (and so dead letters and logs) show it without them.
@@ -45,6 +54,13 @@ export function createWebhookHandler(options: WebhookOptions): EventHandler {
   const pool = new Pool(url.origin, { headersTimeout: 0, bodyTimeout: 0 });
   const path = `${url.pathname}${url.search}`;
   const signer = options.secrets && options.secrets.length > 0 ? new WebhookSigner(options.secrets) : undefined;
+  // HTTP client conventions; the URL without its credentials.
+  const clientAttributes = {
+    'http.request.method': 'POST',
+    'url.full': shown,
+    'server.address': url.hostname,
+    'server.port': Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
+  };
 
   return async (event, context) => {
     // undici takes an EventEmitter as the abort signal: far cheaper per call than an AbortController.
@@ -55,20 +71,31 @@ export function createWebhookHandler(options: WebhookOptions): EventHandler {
       abort.emit('abort');
     }, timeoutMs);
     const body = encodeEvent(event);
+    const headers: Record<string, string> = {
+      ...options.headers,
+      ...signer?.headers(event.id, body),
+      'content-type': CLOUDEVENTS_CONTENT_TYPE,
+      'x-correlation-id': context.correlationId,
+    };
+    const tracer = context.trace && tracing?.tracer;
+    let span: Span | undefined;
+    if (tracer) {
+      span = tracer.startSpan('POST', { kind: SpanKind.CLIENT, attributes: { ...clientAttributes, 'gateway.consumer': context.consumer } }, context.trace);
+      const sent = traceOfSpan(span);
+      headers['traceparent'] = sent.traceparent;
+      if (sent.tracestate !== null) headers['tracestate'] = sent.tracestate;
+    } else if (event.traceparent !== null) {
+      headers['traceparent'] = event.traceparent;
+      if (event.tracestate !== null) headers['tracestate'] = event.tracestate;
+    }
     try {
-      const response = await pool.request({
-        method: 'POST',
-        path,
-        headers: {
-          ...options.headers,
-          ...signer?.headers(event.id, body),
-          'content-type': CLOUDEVENTS_CONTENT_TYPE,
-          'x-correlation-id': context.correlationId,
-        },
-        body,
-        signal: abort,
-      });
+      const response = await pool.request({ method: 'POST', path, headers, body, signal: abort });
       const { statusCode } = response;
+      if (span) {
+        span.setAttribute('http.response.status_code', statusCode);
+        // HTTP conventions: for a client, 4xx and 5xx are errors.
+        if (statusCode >= 400) span.setAttributes({ 'error.type': String(statusCode) }).setStatus({ code: SpanStatusCode.ERROR });
+      }
       if (statusCode >= 200 && statusCode < 300) {
         await response.body.dump();
         return;
@@ -80,11 +107,17 @@ export function createWebhookHandler(options: WebhookOptions): EventHandler {
       throw new WebhookError(message, { status: statusCode, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
     } catch (error) {
       if (error instanceof WebhookError || error instanceof WebhookRejectedError) throw error;
-      throw aborted
+      const failure = aborted
         ? new WebhookError(`webhook ${shown} did not answer within ${timeoutMs} ms`, { cause: error })
         : new WebhookError(`webhook ${shown} could not be reached: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+      if (span) {
+        span.setAttribute('error.type', aborted ? 'timeout' : ((error as NodeJS.ErrnoException).code ?? (error as Error).name));
+        failSpan(span, failure);
+      }
+      throw failure;
     } finally {
       clearTimeout(timer);
+      span?.end();
     }
   };
 }

@@ -40,7 +40,17 @@ const CLAIMABLE_SQL = `
   limit @limit`;
 // Separate statements: UPDATE … RETURNING of whole rows costs several times more in SQLite.
 const MARK_CLAIMED_SQL = `update outbox set claimed_by = @owner, claim_expires_at = @expires where id in (select value from json_each(@ids))`;
-const READ_CLAIMED_SQL = `select id, event_id as eventId, key, attempts, body from outbox where id in (select value from json_each(@ids)) order by id`;
+const READ_CLAIMED_SQL = `select id, event_id as eventId, key, attempts, body, created_at as createdAt from outbox where id in (select value from json_each(@ids)) order by id`;
+
+// FAILED has no index of its own: it is what remains of the total (a walk over the smallest index)
+// once the PENDING and PUBLISHED rows (partial indexes) are taken away, all in one snapshot.
+const SUMMARY_SQL = `
+  select p.pending, p.published, t.total - p.pending - p.published as failed, p.oldestPendingAt
+  from (select
+          (select count(*) from outbox where status = 'PENDING') as pending,
+          (select count(*) from outbox where status = 'PUBLISHED') as published,
+          (select created_at from outbox where status = 'PENDING' order by id limit 1) as oldestPendingAt) p,
+       (select count(*) as total from outbox) t`;
 
 // Later rows of a key wait behind its first PENDING row, so only key heads and keyless rows count.
 // The heads come from a GROUP BY over the partial key index, not a subquery per pending row.
@@ -84,6 +94,7 @@ export function createSqliteOutboxRepository(database: SqliteDatabase, hooks: { 
   const release = sqlite.prepare<{ owner: string; ids: string }>(RELEASE_SQL);
   const renew = sqlite.prepare<{ owner: string; expires: number; ids: string }>(RENEW_SQL);
   const nextClaimable = sqlite.prepare(NEXT_CLAIMABLE_SQL).pluck();
+  const summary = sqlite.prepare(SUMMARY_SQL);
 
   let taker: OutboxTaker | undefined;
 
@@ -91,6 +102,8 @@ export function createSqliteOutboxRepository(database: SqliteDatabase, hooks: { 
   interface HandOff {
     readonly owner: string;
     readonly expires: number;
+    /** The group's `created_at`, one Date shared by every row handed over. */
+    readonly createdAt: Date;
     budget: number;
   }
 
@@ -113,7 +126,7 @@ export function createSqliteOutboxRepository(database: SqliteDatabase, hooks: { 
       if (id !== undefined) {
         if (take) {
           handOff.budget--;
-          handed.push({ id, eventId: event.id, key: event.key, attempts: 0, body, event });
+          handed.push({ id, eventId: event.id, key: event.key, attempts: 0, body, createdAt: handOff.createdAt, event });
         }
         return { id, duplicate: false, event };
       }
@@ -126,7 +139,7 @@ export function createSqliteOutboxRepository(database: SqliteDatabase, hooks: { 
   const appends = new Batcher<readonly GatewayEvent[], AppendResult[]>((jobs) => {
     const now = Date.now();
     const budget = taker?.capacity() ?? 0;
-    const handOff: HandOff | null = taker && budget > 0 ? { owner: taker.owner, expires: now + taker.leaseMs, budget } : null;
+    const handOff: HandOff | null = taker && budget > 0 ? { owner: taker.owner, expires: now + taker.leaseMs, createdAt: new Date(now), budget } : null;
     const handed: ClaimedRow[] = [];
     let unclaimed = false;
     const outcomes = database.write(() =>
@@ -172,7 +185,9 @@ export function createSqliteOutboxRepository(database: SqliteDatabase, hooks: { 
               if (ids.length === 0) return [];
               const json = JSON.stringify(ids);
               markClaimed.run({ owner, expires: now + leaseMs, ids: json });
-              return readClaimed.all({ ids: json }) as ClaimedRow[];
+              return (readClaimed.all({ ids: json }) as (Omit<ClaimedRow, 'createdAt'> & { createdAt: number })[]).map(
+                (row): ClaimedRow => ({ ...row, createdAt: new Date(row.createdAt) }),
+              );
             }, true),
       ),
 
@@ -225,6 +240,15 @@ export function createSqliteOutboxRepository(database: SqliteDatabase, hooks: { 
       }),
 
     count: (status) => read(() => db.select({ n: sql<number>`count(*)` }).from(outbox).where(eq(outbox.status, status)).get()?.n ?? 0),
+
+    summary: () =>
+      read(() => {
+        const row = summary.get() as { pending: number; published: number; failed: number; oldestPendingAt: number | null };
+        return {
+          counts: { PENDING: row.pending, PUBLISHED: row.published, FAILED: row.failed },
+          oldestPendingAt: row.oldestPendingAt === null ? null : new Date(row.oldestPendingAt),
+        };
+      }),
 
     retry: (id, now = Date.now()) =>
       write(() =>

@@ -109,6 +109,8 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
         partitionkey: 'inv-1',
         correlationid: 'req-9',
         causationid: 'cmd-9',
+        // Every event the gateway publishes carries the W3C trace context it was published in.
+        traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/),
       });
       expect(headerText(record!, 'content-type')).toBe('application/cloudevents+json');
       expect(headerText(record!, 'ce_id')).toBe(id);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { NatsBroker } from '../../../src/brokers/nats/nats-broker.js';
-import { BrokerUnavailableError, ConfigError, PublishError } from '../../../src/errors.js';
+import { BrokerAuthenticationError, BrokerUnavailableError, PublishError } from '../../../src/errors.js';
 import type { GatewayEvent } from '../../../src/events/event.js';
 import { silentLogger } from '../../../src/util/logger.js';
 import { makeEvent, uniqueName, waitFor } from '../../helpers/events.js';
@@ -60,8 +60,8 @@ describe('NATS connection', () => {
 
     const bad = create(server.url.replace('nats://', 'nats://gateway:wrong@'));
     const error = await bad.connect().then(() => null, (e: unknown) => e);
-    expect(error).toBeInstanceOf(ConfigError);
-    expect((error as Error).message).toContain(`NATS_URL ${server.url.replace('nats://', 'nats://gateway:***@')}`);
+    expect(error).toBeInstanceOf(BrokerAuthenticationError);
+    expect((error as Error).message).toContain(`NATS_URL: NATS at ${server.url.replace('nats://', 'nats://gateway:***@')} refused user "gateway"`);
     expect((error as Error).message).toMatch(/Authorization/i);
     expect((error as Error).message).not.toContain('wrong');
   });

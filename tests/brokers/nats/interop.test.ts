@@ -144,6 +144,8 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
         partitionkey: 'o-2',
         correlationid: 'req-42',
         causationid: 'cmd-2',
+        // Every event the gateway publishes carries the W3C trace context it was published in.
+        traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/),
       });
       const header = (name: string) => stored!.header.get(name);
       expect({

@@ -120,6 +120,10 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
           key: null,
           correlationId: 'corr-plain',
           causationId: null,
+          dataSchema: null,
+          traceparent: null,
+          tracestate: null,
+          extensions: null,
         },
       ]);
     });
@@ -177,6 +181,8 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
         partitionkey: 'order-9',
         correlationid: 'req-9',
         causationid: 'cmd-9',
+        // Every event the gateway publishes carries the W3C trace context it was published in.
+        traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/),
       });
       expect(message!.properties).toMatchObject({
         contentType: 'application/cloudevents+json',
@@ -198,6 +204,8 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
         'cloudEvents:correlationid': 'req-9',
         'cloudEvents:causationid': 'cmd-9',
         'x-correlation-id': 'req-9',
+        // W3C Trace Context for AMQP: the same traceparent as in the body, for tracing agents.
+        traceparent: JSON.parse(message!.content.toString()).traceparent,
       });
     });
   });

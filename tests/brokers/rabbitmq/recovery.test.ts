@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { BrokerConnectionStatus } from '../../../src/brokers/broker.js';
 import type { RabbitMqBroker, RabbitMqBrokerOptions } from '../../../src/brokers/rabbitmq/rabbitmq-broker.js';
-import { BrokerUnavailableError, ConfigError, PublishError } from '../../../src/errors.js';
+import { BrokerAuthenticationError, BrokerUnavailableError, PublishError } from '../../../src/errors.js';
 import type { GatewayEvent } from '../../../src/events/event.js';
 import { sleep } from '../../../src/util/backoff.js';
 import { requireBroker } from '../../helpers/brokers.js';
@@ -155,11 +155,11 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       await waitFor(() => handled.includes(after.id) && received.some((e) => e.id === after.id), 5000, 'deliveries after reconnecting');
     });
 
-    it('rejects connect() with a ConfigError when RabbitMQ refuses the login, without showing the password', async () => {
+    it('rejects connect() with a BrokerAuthenticationError naming RABBITMQ_URL when RabbitMQ refuses the login, without showing the password', async () => {
       const broker = create({ url: 'amqp://guest:not-the-password@127.0.0.1:5672' });
       const connecting = broker.connect();
-      await expect(connecting).rejects.toBeInstanceOf(ConfigError);
-      await expect(connecting).rejects.toThrow(/refused the connection: .*ACCESS_REFUSED/);
+      await expect(connecting).rejects.toBeInstanceOf(BrokerAuthenticationError);
+      await expect(connecting).rejects.toThrow(/^RABBITMQ_URL: RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672 refused the login of user "guest": .*ACCESS_REFUSED/);
       await expect(connecting).rejects.not.toThrow(/not-the-password/);
       expect(broker.status().connected).toBe(false);
     });

@@ -1,0 +1,89 @@
+import { getOperationAST, type DocumentNode } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import type { Histogram } from 'prom-client';
+import { WS_OPERATION } from '../server/use-grouped-subscriptions.js';
+import { SubscriberOverflowError } from '../subscriptions/subscription-hub.js';
+import { isAsyncIterable } from '../util/async-iterable.js';
+
+/** How a subscriber is connected: graphql-ws, an SSE response, or another streamed HTTP response (multipart). */
+export type Transport = 'websocket' | 'sse' | 'http';
+
+type OperationType = 'query' | 'mutation' | 'subscription';
+
+export interface OperationMetricsOptions {
+  /** Seconds per operation, labelled `operation_type`. */
+  readonly durations: Histogram<'operation_type'>;
+  /** Live subscriptions per transport: the plugin counts them up when they start and down when they end. */
+  readonly live: Record<Transport, number>;
+  /** Called once for each subscription that ended because its subscriber fell too far behind. */
+  readonly onTooSlow: (transport: Transport) => void;
+}
+
+/**
+ * Operation metrics, cheap per request (`@graphql-yoga/plugin-prometheus` would time every phase
+ * with operation-name labels, more per request than a gateway whose hot path is one mutation wants):
+ *
+ * - the duration of each operation by type: queries and mutations from the start of execution to
+ *   their result; subscriptions from `subscribe` to the stream being set up (authorized, joined to
+ *   its group, the broker subscription live), not the stream's life, which is the client's to end;
+ * - live subscriptions per transport;
+ * - subscriptions ended by `SUBSCRIBER_TOO_SLOW`: the SSE queue's bound and the hub's bound both
+ *   end the stream with `SubscriberOverflowError`, seen here once with the transport it ran on. (A
+ *   WebSocket cut off by its socket's bound is closed with 1008 and counted by the WebSocket server.)
+ */
+export function useOperationMetrics(options: OperationMetricsOptions): Plugin {
+  const { durations, live, onTooSlow } = options;
+  // Children resolved once: an observation costs no label lookup.
+  const observers = {
+    query: durations.labels('query'),
+    mutation: durations.labels('mutation'),
+    subscription: durations.labels('subscription'),
+  };
+  const since = (started: number) => (performance.now() - started) / 1000;
+
+  return {
+    onExecute({ args }) {
+      const started = performance.now();
+      const observer = observers[operationType(args.document, args.operationName)];
+      return {
+        onExecuteDone() {
+          observer.observe(since(started));
+        },
+      };
+    },
+    onSubscribe({ context }) {
+      const started = performance.now();
+      const transport = transportOf(context as Record<string | symbol, unknown>);
+      let ended = true;
+      // A stream ends by completing, by being returned (the client left), or by throwing; whichever comes first counts.
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        live[transport]--;
+      };
+      return {
+        onSubscribeResult({ result }) {
+          observers.subscription.observe(since(started));
+          if (!isAsyncIterable(result)) return undefined;
+          ended = false;
+          live[transport]++;
+          return { onEnd: end };
+        },
+        onSubscribeError({ error }) {
+          end();
+          if (error instanceof SubscriberOverflowError) onTooSlow(transport);
+        },
+      };
+    },
+  };
+}
+
+function operationType(document: DocumentNode, operationName: string | null | undefined): OperationType {
+  return getOperationAST(document, operationName)?.operation ?? 'query';
+}
+
+function transportOf(context: Record<string | symbol, unknown>): Transport {
+  if (context[WS_OPERATION]) return 'websocket';
+  const request = context['request'] as Request | undefined;
+  return request?.headers.get('accept')?.includes('text/event-stream') ? 'sse' : 'http';
+}

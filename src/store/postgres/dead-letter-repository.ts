@@ -1,0 +1,90 @@
+import { and, asc, count, desc, eq, gt, lt, sql, type SQL } from 'drizzle-orm';
+import { encodeEvent } from '../../events/codec.js';
+import type { DeadLetterRepository } from '../dead-letter-repository.js';
+import { decodeNumericCursor } from '../pagination.js';
+import type { PostgresDatabase } from './database.js';
+import { deadLetters } from './tables.js';
+
+/**
+ * `attemptsAfterFailure` and `statusAfterFailure` (see the interface file) in SQL, applied to the
+ * row as it is when the upsert reaches it: two instances recording the same letter at once both
+ * count, where a read-then-write would lose one.
+ */
+const ATTEMPTS_AFTER_FAILURE = sql`case when ${deadLetters.status} = 'REPLAYED'
+  then ${deadLetters.attempts} + excluded.attempts
+  else greatest(${deadLetters.attempts}, excluded.attempts) end`;
+const STATUS_AFTER_FAILURE = sql`case when ${deadLetters.status} = 'DISCARDED' then 'DISCARDED' else 'DEAD' end`;
+
+export function createPostgresDeadLetterRepository(database: PostgresDatabase): DeadLetterRepository {
+  const { db } = database;
+  const read = <T>(fn: () => Promise<T>) => database.run('read dead letters', fn);
+  const write = <T>(fn: () => Promise<T>) => database.run('write dead letters', fn);
+
+  return {
+    record: (input, now = Date.now()) => {
+      const at = new Date(now);
+      return write(() =>
+        db
+          .insert(deadLetters)
+          .values({
+            consumer: input.consumer,
+            topic: input.event.topic,
+            eventId: input.event.id,
+            event: encodeEvent(input.event).toString('utf8'),
+            error: input.error.slice(0, 4000),
+            attempts: input.attempts,
+            status: 'DEAD',
+            firstFailedAt: at,
+            lastFailedAt: at,
+            updatedAt: at,
+          })
+          .onConflictDoUpdate({
+            target: [deadLetters.consumer, deadLetters.eventId],
+            set: {
+              error: sql`excluded.error`,
+              attempts: ATTEMPTS_AFTER_FAILURE,
+              status: STATUS_AFTER_FAILURE,
+              lastFailedAt: sql`excluded.last_failed_at`,
+              updatedAt: sql`excluded.updated_at`,
+            },
+          })
+          .returning(),
+      ).then((rows) => rows[0]!);
+    },
+
+    get: (id) => read(() => db.select().from(deadLetters).where(eq(deadLetters.id, id))).then((rows) => rows[0]),
+
+    list: (filter, page) =>
+      read(() => {
+        const after = decodeNumericCursor('dead-letter', page.after);
+        const before = decodeNumericCursor('dead-letter', page.before);
+        const where: SQL[] = [];
+        if (filter.consumer !== undefined) where.push(eq(deadLetters.consumer, filter.consumer));
+        if (filter.topic !== undefined) where.push(eq(deadLetters.topic, filter.topic));
+        if (filter.status !== undefined) where.push(eq(deadLetters.status, filter.status));
+        // List order is newest first, so "after" means older.
+        if (after !== undefined) where.push(lt(deadLetters.id, after));
+        if (before !== undefined) where.push(gt(deadLetters.id, before));
+        return db
+          .select()
+          .from(deadLetters)
+          .where(and(...where))
+          .orderBy(page.inverted ? asc(deadLetters.id) : desc(deadLetters.id))
+          .limit(page.limit);
+      }),
+
+    countByConsumer: (status) =>
+      read(() =>
+        db.select({ consumer: deadLetters.consumer, n: count() }).from(deadLetters).where(eq(deadLetters.status, status)).groupBy(deadLetters.consumer),
+      ).then((rows) => new Map(rows.map((r) => [r.consumer, r.n]))),
+
+    transition: (id, from, to, now = Date.now()) =>
+      write(() =>
+        db
+          .update(deadLetters)
+          .set({ status: to, updatedAt: new Date(now) })
+          .where(and(eq(deadLetters.id, id), eq(deadLetters.status, from)))
+          .returning(),
+      ).then((rows) => rows[0]),
+  };
+}

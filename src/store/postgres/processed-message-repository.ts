@@ -1,0 +1,118 @@
+import { and, count, desc, eq, gt, lt, or, type SQL } from 'drizzle-orm';
+import { Batcher, type JobOutcome } from '../../util/batcher.js';
+import { parseProcessedCursor, type ProcessedMessageRepository } from '../processed-message-repository.js';
+import type { PostgresDatabase } from './database.js';
+import { processedMessages } from './tables.js';
+
+interface Delivery {
+  readonly consumer: string;
+  readonly eventId: string;
+}
+
+interface Record extends Delivery {
+  readonly at: number;
+}
+
+const keyOf = (consumer: string, eventId: string) => `${consumer}\u0000${eventId}`;
+
+export function createPostgresProcessedMessageRepository(database: PostgresDatabase): ProcessedMessageRepository {
+  const { sql, db } = database;
+  const read = <T>(fn: () => Promise<T>) => database.run('read processed messages', fn);
+  /** Records submitted and not committed yet: already "processed" for `has`. */
+  const pending = new Set<string>();
+
+  // Look-ups of concurrent deliveries share one query.
+  const lookups = new Batcher<Delivery, boolean>(async (jobs) => {
+    const found = await read(
+      () => sql<Delivery[]>`
+        select consumer, event_id as "eventId" from processed_messages
+        where (consumer, event_id) in (select * from unnest(${jobs.map((j) => j.consumer)}::text[], ${jobs.map((j) => j.eventId)}::text[]))`,
+    );
+    const seen = new Set(found.map((row) => keyOf(row.consumer, row.eventId)));
+    return jobs.map((job): JobOutcome<boolean> => ({ ok: true, value: seen.has(keyOf(job.consumer, job.eventId)) }));
+  });
+
+  // Successes of concurrent deliveries share one insert (times as text: see the outbox's `at`), committed without waiting for the disk
+  // (see the interface). As on SQLite, a batch may linger a millisecond for more: nobody waits on
+  // it but the broker's ack.
+  const records = new Batcher<Record, boolean>(
+    async (jobs) => {
+      try {
+        const inserted = await database.run(
+          'record processed messages',
+          () => sql<Delivery[]>`
+            with relaxed as materialized (select set_config('synchronous_commit', 'off', true))
+            insert into processed_messages (consumer, event_id, processed_at)
+            select r.consumer, r.event_id, r.at
+            from relaxed, unnest(${jobs.map((j) => j.consumer)}::text[], ${jobs.map((j) => j.eventId)}::text[],
+                                 ${jobs.map((j) => new Date(j.at).toISOString())}::text[]::timestamptz[]) with ordinality as r(consumer, event_id, at, ord)
+            order by r.ord
+            on conflict do nothing
+            returning consumer, event_id as "eventId"`,
+        );
+        // The same delivery twice in one batch is inserted once: the first job gets true.
+        const fresh = new Set(inserted.map((row) => keyOf(row.consumer, row.eventId)));
+        return jobs.map((job): JobOutcome<boolean> => ({ ok: true, value: fresh.delete(keyOf(job.consumer, job.eventId)) }));
+      } finally {
+        for (const job of jobs) pending.delete(keyOf(job.consumer, job.eventId));
+      }
+    },
+    { lingerMs: 1, maxJobs: 256 },
+  );
+
+  return {
+    has: (consumer, eventId) => (pending.has(keyOf(consumer, eventId)) ? Promise.resolve(true) : lookups.submit({ consumer, eventId })),
+
+    record: (consumer, eventId, now = Date.now()) => {
+      pending.add(keyOf(consumer, eventId));
+      return records.submit({ consumer, eventId, at: now });
+    },
+
+    get: (consumer, eventId) =>
+      read(() =>
+        db
+          .select()
+          .from(processedMessages)
+          .where(and(eq(processedMessages.consumer, consumer), eq(processedMessages.eventId, eventId))),
+      ).then((rows) => rows[0]),
+
+    list: (consumer, page) =>
+      read(() => {
+        const after = parseProcessedCursor(page.after);
+        const before = parseProcessedCursor(page.before);
+        const where: (SQL | undefined)[] = [eq(processedMessages.consumer, consumer)];
+        const at = processedMessages.processedAt;
+        const id = processedMessages.eventId;
+        // Order is (processedAt desc, eventId desc); "after" a cursor means older.
+        if (after) {
+          const t = new Date(after.at);
+          where.push(or(lt(at, t), and(eq(at, t), lt(id, after.eventId))));
+        }
+        if (before) {
+          const t = new Date(before.at);
+          where.push(or(gt(at, t), and(eq(at, t), gt(id, before.eventId))));
+        }
+        return db
+          .select()
+          .from(processedMessages)
+          .where(and(...where))
+          .orderBy(...(page.inverted ? [at, id] : [desc(at), desc(id)]))
+          .limit(page.limit);
+      }),
+
+    countByConsumer: () =>
+      read(() => db.select({ consumer: processedMessages.consumer, n: count() }).from(processedMessages).groupBy(processedMessages.consumer)).then(
+        (rows) => new Map(rows.map((r) => [r.consumer, r.n])),
+      ),
+
+    prune: (before, batchSize) =>
+      database
+        .run(
+          'prune processed messages',
+          () => sql`
+            delete from processed_messages where ctid = any(array(
+              select ctid from processed_messages where processed_at < ${new Date(before).toISOString()}::timestamptz limit ${batchSize}))`,
+        )
+        .then((result) => result.count),
+  };
+}
