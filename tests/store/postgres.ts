@@ -292,6 +292,25 @@ export function definePostgresSuite(): void {
       expect(error.message).toMatch(/could not apply migrations: .*\(ECONNREFUSED\)/);
     });
 
+    it('is unavailable while the database takes no writes (read-only by default, as a standby is), and available again after', async () => {
+      const { store, database } = await storeBehindProxy();
+      const setReadOnly = (on: boolean) =>
+        withConnection(POSTGRES_URL, async (sql) => {
+          await sql.unsafe(`alter database "${database}" set default_transaction_read_only = ${on ? 'on' : 'off'}`);
+          // The setting applies to new sessions: end the store's, it reconnects on its next call.
+          await sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${database} and pid <> pg_backend_pid()`;
+        });
+      await setReadOnly(true);
+      const refused = await waitFor(async () => {
+        const error = await store.ping().then(() => undefined, (reason: unknown) => reason);
+        return error instanceof StoreUnavailableError && /read-only/.test(error.message) ? error : undefined;
+      }, 10_000, 'ping to report the database read-only');
+      expect(refused.message).toMatch(/the database is read-only \(a standby/);
+      await setReadOnly(false);
+      await waitFor(() => store.ping().then(() => true, () => false), 10_000, 'ping to succeed again');
+      await store.outbox.append([makeEvent()]);
+    });
+
     it('survives the server terminating its connections (admin shutdown, 57P01)', async () => {
       const { store, database } = await storeBehindProxy();
       const killed = await withConnection(POSTGRES_URL, (sql) => sql`

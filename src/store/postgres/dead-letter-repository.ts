@@ -1,9 +1,9 @@
-import { and, asc, count, desc, eq, gt, lt, sql, type SQL } from 'drizzle-orm';
+import { and, count, eq, sql } from 'drizzle-orm';
 import { encodeEvent } from '../../events/codec.js';
 import type { DeadLetterRepository } from '../dead-letter-repository.js';
-import { decodeNumericCursor } from '../pagination.js';
 import type { PostgresDatabase } from './database.js';
 import { deadLetters } from './tables.js';
+import { deadLetterList } from '../list-queries.js';
 
 /**
  * `attemptsAfterFailure` and `statusAfterFailure` (see the interface file) in SQL, applied to the
@@ -56,21 +56,8 @@ export function createPostgresDeadLetterRepository(database: PostgresDatabase): 
 
     list: (filter, page) =>
       read(() => {
-        const after = decodeNumericCursor('dead-letter', page.after);
-        const before = decodeNumericCursor('dead-letter', page.before);
-        const where: SQL[] = [];
-        if (filter.consumer !== undefined) where.push(eq(deadLetters.consumer, filter.consumer));
-        if (filter.topic !== undefined) where.push(eq(deadLetters.topic, filter.topic));
-        if (filter.status !== undefined) where.push(eq(deadLetters.status, filter.status));
-        // List order is newest first, so "after" means older.
-        if (after !== undefined) where.push(lt(deadLetters.id, after));
-        if (before !== undefined) where.push(gt(deadLetters.id, before));
-        return db
-          .select()
-          .from(deadLetters)
-          .where(and(...where))
-          .orderBy(page.inverted ? asc(deadLetters.id) : desc(deadLetters.id))
-          .limit(page.limit);
+        const { where, orderBy } = deadLetterList(deadLetters, filter, page);
+        return db.select().from(deadLetters).where(where).orderBy(...orderBy).limit(page.limit);
       }),
 
     countByConsumer: (status) =>

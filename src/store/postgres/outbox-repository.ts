@@ -1,9 +1,9 @@
-import { and, asc, count, desc, eq, gt, lt, sql as drizzleSql, type SQL } from 'drizzle-orm';
+import { and, count, eq, sql as drizzleSql } from 'drizzle-orm';
 import type { ClaimedRow, OutboxRepository, PublishResult } from '../outbox-repository.js';
-import { decodeNumericCursor } from '../pagination.js';
 import { at, type PostgresDatabase } from './database.js';
 import { createPostgresAppender, type AppendHooks } from './outbox-append.js';
 import { outbox } from './tables.js';
+import { outboxList } from '../list-queries.js';
 
 /** What the store gives its outbox: local listeners to wake after commits and retries, and the NOTIFY for other instances. */
 export type OutboxHooks = Omit<AppendHooks, 'release'>;
@@ -131,18 +131,8 @@ export function createPostgresOutboxRepository(database: PostgresDatabase, hooks
 
     list: (filter, page) =>
       read(() => {
-        const after = decodeNumericCursor('outbox', page.after);
-        const before = decodeNumericCursor('outbox', page.before);
-        const where: SQL[] = [];
-        if (filter.status) where.push(eq(outbox.status, filter.status));
-        if (after !== undefined) where.push(gt(outbox.id, after));
-        if (before !== undefined) where.push(lt(outbox.id, before));
-        return db
-          .select()
-          .from(outbox)
-          .where(and(...where))
-          .orderBy(page.inverted ? desc(outbox.id) : asc(outbox.id))
-          .limit(page.limit);
+        const { where, orderBy } = outboxList(outbox, filter, page);
+        return db.select().from(outbox).where(where).orderBy(...orderBy).limit(page.limit);
       }),
 
     count: (status) => read(() => db.select({ n: count() }).from(outbox).where(eq(outbox.status, status))).then((rows) => rows[0]?.n ?? 0),

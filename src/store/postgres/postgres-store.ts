@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { StoreUnavailableError } from '../../errors.js';
 import type { Store } from '../store.js';
 import { openPostgres, type PostgresOptions } from './database.js';
 import { createPostgresDeadLetterRepository } from './dead-letter-repository.js';
@@ -35,7 +36,14 @@ export function openPostgresStore(options: PostgresStoreOptions): Store {
     outbox: createPostgresOutboxRepository(database, { changed, notify: { channel: OUTBOX_CHANNEL, payload: instance } }),
     deadLetters: createPostgresDeadLetterRepository(database),
     processed: createPostgresProcessedMessageRepository(database),
-    ping: () => database.run('reach the database', () => database.sql`select 1`).then(() => undefined),
+    // "Takes writes", not only "answers": a standby (after a failover that left the URL on the
+    // old primary) or a read-only default answers `select 1` but fails every publish.
+    ping: () =>
+      database.run('reach the database', async () => {
+        const [row] = await database.sql<{ readOnly: boolean }[]>`
+          select pg_is_in_recovery() or current_setting('transaction_read_only') = 'on' as "readOnly"`;
+        if (row?.readOnly) throw new StoreUnavailableError('the database is read-only (a standby, or transactions are read-only by default)');
+      }),
     onOutboxChange(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

@@ -1,8 +1,9 @@
-import { and, count, desc, eq, gt, lt, or, type SQL } from 'drizzle-orm';
+import { and, count, eq } from 'drizzle-orm';
 import { Batcher, type JobOutcome } from '../../util/batcher.js';
-import { parseProcessedCursor, type ProcessedMessageRepository } from '../processed-message-repository.js';
+import type { ProcessedMessageRepository } from '../processed-message-repository.js';
 import type { PostgresDatabase } from './database.js';
 import { processedMessages } from './tables.js';
+import { processedList } from '../list-queries.js';
 
 interface Delivery {
   readonly consumer: string;
@@ -78,26 +79,8 @@ export function createPostgresProcessedMessageRepository(database: PostgresDatab
 
     list: (consumer, page) =>
       read(() => {
-        const after = parseProcessedCursor(page.after);
-        const before = parseProcessedCursor(page.before);
-        const where: (SQL | undefined)[] = [eq(processedMessages.consumer, consumer)];
-        const at = processedMessages.processedAt;
-        const id = processedMessages.eventId;
-        // Order is (processedAt desc, eventId desc); "after" a cursor means older.
-        if (after) {
-          const t = new Date(after.at);
-          where.push(or(lt(at, t), and(eq(at, t), lt(id, after.eventId))));
-        }
-        if (before) {
-          const t = new Date(before.at);
-          where.push(or(gt(at, t), and(eq(at, t), gt(id, before.eventId))));
-        }
-        return db
-          .select()
-          .from(processedMessages)
-          .where(and(...where))
-          .orderBy(...(page.inverted ? [at, id] : [desc(at), desc(id)]))
-          .limit(page.limit);
+        const { where, orderBy } = processedList(processedMessages, consumer, page);
+        return db.select().from(processedMessages).where(where).orderBy(...orderBy).limit(page.limit);
       }),
 
     countByConsumer: () =>

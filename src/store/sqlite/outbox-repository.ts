@@ -1,12 +1,12 @@
-import { and, asc, desc, eq, gt, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, lte, sql } from 'drizzle-orm';
 import { encodeEvent } from '../../events/codec.js';
 import type { GatewayEvent } from '../../events/event.js';
 import { Batcher, type JobOutcome } from '../../util/batcher.js';
 import type { AppendResult, ClaimedRow, OutboxRepository, OutboxStatus, OutboxTaker } from '../outbox-repository.js';
 import { outboxRowToEvent } from '../outbox-repository.js';
-import { decodeNumericCursor } from '../pagination.js';
 import { isUnavailable, settled, type SqliteDatabase } from './database.js';
 import { outbox } from './tables.js';
+import { outboxList } from '../list-queries.js';
 
 const INSERT_SQL = `
   insert into outbox (event_id, topic, type, key, body, status, attempts, created_at, next_attempt_at, claimed_by, claim_expires_at)
@@ -222,21 +222,8 @@ export function createSqliteOutboxRepository(database: SqliteDatabase, hooks: { 
 
     list: (filter, page) =>
       read(() => {
-        const after = decodeNumericCursor('outbox', page.after);
-        const before = decodeNumericCursor('outbox', page.before);
-        const where: SQL[] = [];
-        if (filter.status) where.push(eq(outbox.status, filter.status));
-        if (after !== undefined) where.push(gt(outbox.id, after));
-        if (before !== undefined) where.push(lt(outbox.id, before));
-        return (
-          db
-            .select()
-            .from(outbox)
-            .where(and(...where))
-            .orderBy(page.inverted ? desc(outbox.id) : asc(outbox.id))
-            .limit(page.limit)
-            .all()
-        );
+        const { where, orderBy } = outboxList(outbox, filter, page);
+        return db.select().from(outbox).where(where).orderBy(...orderBy).limit(page.limit).all();
       }),
 
     count: (status) => read(() => db.select({ n: sql<number>`count(*)` }).from(outbox).where(eq(outbox.status, status)).get()?.n ?? 0),

@@ -1,8 +1,9 @@
-import { and, count, desc, eq, gt, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, count, eq, sql } from 'drizzle-orm';
 import { Batcher, type JobOutcome } from '../../util/batcher.js';
-import { parseProcessedCursor, type ProcessedMessageRepository } from '../processed-message-repository.js';
+import type { ProcessedMessageRepository } from '../processed-message-repository.js';
 import { settled, type SqliteDatabase } from './database.js';
 import { processedMessages } from './tables.js';
+import { processedList } from '../list-queries.js';
 
 interface Record {
   readonly consumer: string;
@@ -53,29 +54,8 @@ export function createSqliteProcessedMessageRepository(database: SqliteDatabase)
 
     list: (consumer, page) =>
       read(() => {
-        const after = parseProcessedCursor(page.after);
-        const before = parseProcessedCursor(page.before);
-        const where: (SQL | undefined)[] = [eq(processedMessages.consumer, consumer)];
-        const at = processedMessages.processedAt;
-        const id = processedMessages.eventId;
-        // Order is (processedAt desc, eventId desc); "after" a cursor means older.
-        if (after) {
-          const t = new Date(after.at);
-          where.push(or(lt(at, t), and(eq(at, t), lt(id, after.eventId))));
-        }
-        if (before) {
-          const t = new Date(before.at);
-          where.push(or(gt(at, t), and(eq(at, t), gt(id, before.eventId))));
-        }
-        return (
-          db
-            .select()
-            .from(processedMessages)
-            .where(and(...where))
-            .orderBy(...(page.inverted ? [at, id] : [desc(at), desc(id)]))
-            .limit(page.limit)
-            .all()
-        );
+        const { where, orderBy } = processedList(processedMessages, consumer, page);
+        return db.select().from(processedMessages).where(where).orderBy(...orderBy).limit(page.limit).all();
       }),
 
     countByConsumer: () =>
