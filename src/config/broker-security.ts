@@ -4,12 +4,13 @@ import { resolve } from 'node:path';
 import { fromSeed } from '@nats-io/nkeys';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { settingsByName } from './env-settings.js';
 import { Secret } from './secret.js';
 
 /*
- * TLS and credentials of each broker, from the environment. The three groups of variables sit
- * here side by side (and are spread into `envSchema`) so that a later nested schema can take them
- * over as they are. Values never appear in messages: a bad one is named by its variable only.
+ * TLS and credentials of each broker, from the environment: one group of settings per broker,
+ * keyed by variable, nested under that broker in `settingsSchema` (src/config/config.ts). Values
+ * never appear in messages: a bad one is named by its variable only.
  * Files (`*_FILE`) are read once, when the configuration is loaded: a rotated certificate or
  * password takes effect at the next start.
  */
@@ -19,45 +20,53 @@ const flag = z.enum(['true', 'false']);
 
 export const KAFKA_SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
 
-export const kafkaSecurityEnv = {
-  KAFKA_SSL: flag.optional(),
-  KAFKA_SSL_CA_FILE: path.optional(),
-  KAFKA_SSL_CERT_FILE: path.optional(),
-  KAFKA_SSL_KEY_FILE: path.optional(),
-  KAFKA_SSL_KEY_PASSPHRASE: z.string().optional(),
-  KAFKA_SASL_MECHANISM: z.enum(KAFKA_SASL_MECHANISMS).optional(),
-  KAFKA_SASL_USERNAME: z.string().optional(),
-  KAFKA_SASL_PASSWORD: z.string().optional(),
-  KAFKA_SASL_PASSWORD_FILE: path.optional(),
-};
+export const kafkaSecurityEnv = settingsByName({
+  KAFKA_SSL: flag
+    .optional()
+    .describe("`true`: TLS, trusting the system's CAs unless `KAFKA_SSL_CA_FILE` is set; on by itself with `KAFKA_SSL_CA_FILE` or a client certificate"),
+  KAFKA_SSL_CA_FILE: path.optional().describe("PEM CA certificate(s) the brokers' certificates must chain to"),
+  KAFKA_SSL_CERT_FILE: path.optional().describe('client certificate (PEM chain), for listeners with `ssl.client.auth=required`; needs `KAFKA_SSL_KEY_FILE`'),
+  KAFKA_SSL_KEY_FILE: path.optional().describe("the client certificate's private key (PEM)"),
+  KAFKA_SSL_KEY_PASSPHRASE: z.string().optional().describe('passphrase of an encrypted private key'),
+  KAFKA_SASL_MECHANISM: z.enum(KAFKA_SASL_MECHANISMS).optional().describe('`plain`, `scram-sha-256` or `scram-sha-512`'),
+  KAFKA_SASL_USERNAME: z.string().optional().describe('the SASL user'),
+  KAFKA_SASL_PASSWORD: z.string().optional().describe('its password'),
+  KAFKA_SASL_PASSWORD_FILE: path.optional().describe('a file holding its password, instead of `KAFKA_SASL_PASSWORD`'),
+});
 
-export const rabbitmqSecurityEnv = {
-  RABBITMQ_CA_FILE: path.optional(),
-  RABBITMQ_CERT_FILE: path.optional(),
-  RABBITMQ_KEY_FILE: path.optional(),
-  RABBITMQ_KEY_PASSPHRASE: z.string().optional(),
-  RABBITMQ_PASSWORD_FILE: path.optional(),
-};
+export const rabbitmqSecurityEnv = settingsByName({
+  RABBITMQ_CA_FILE: path.optional().describe("PEM CA certificate(s) the broker's certificate must chain to (needs an `amqps://` URL)"),
+  RABBITMQ_CERT_FILE: path.optional().describe('client certificate, for a broker with `ssl_options.fail_if_no_peer_cert = true`; needs `RABBITMQ_KEY_FILE`'),
+  RABBITMQ_KEY_FILE: path.optional().describe("the client certificate's private key (PEM)"),
+  RABBITMQ_KEY_PASSPHRASE: z.string().optional().describe('passphrase of an encrypted private key'),
+  RABBITMQ_PASSWORD_FILE: path
+    .optional()
+    .describe('the password of the user `RABBITMQ_URL` names (`amqps://event-gateway@host:5671`), instead of one in the URL'),
+});
 
-export const natsSecurityEnv = {
-  NATS_TLS: flag.optional(),
-  NATS_CA_FILE: path.optional(),
-  NATS_CERT_FILE: path.optional(),
-  NATS_KEY_FILE: path.optional(),
-  NATS_KEY_PASSPHRASE: z.string().optional(),
-  NATS_USER: z.string().optional(),
-  NATS_PASSWORD: z.string().optional(),
-  NATS_PASSWORD_FILE: path.optional(),
-  NATS_TOKEN: z.string().optional(),
-  NATS_TOKEN_FILE: path.optional(),
-  NATS_NKEY_SEED_FILE: path.optional(),
-  NATS_CREDS_FILE: path.optional(),
-};
+export const natsSecurityEnv = settingsByName({
+  NATS_TLS: flag
+    .optional()
+    .describe(
+      '`true` requires TLS with a `nats://` URL; on by itself with `NATS_CA_FILE` or a client certificate (without either, nats.js still upgrades when the server asks for TLS)',
+    ),
+  NATS_CA_FILE: path.optional().describe("PEM CA certificate(s) the server's certificate must chain to"),
+  NATS_CERT_FILE: path.optional().describe('client certificate, for a server with `tls { verify: true }`; needs `NATS_KEY_FILE`'),
+  NATS_KEY_FILE: path.optional().describe("the client certificate's private key (PEM)"),
+  NATS_KEY_PASSPHRASE: z.string().optional().describe('passphrase of an encrypted private key'),
+  NATS_USER: z.string().optional().describe('user to log in as, with `NATS_PASSWORD` or `NATS_PASSWORD_FILE`'),
+  NATS_PASSWORD: z.string().optional().describe("the user's password"),
+  NATS_PASSWORD_FILE: path.optional().describe("a file holding the user's password, instead of `NATS_PASSWORD`"),
+  NATS_TOKEN: z.string().optional().describe('a token to log in with'),
+  NATS_TOKEN_FILE: path.optional().describe('a file holding the token, instead of `NATS_TOKEN`'),
+  NATS_NKEY_SEED_FILE: path.optional().describe("an NKey user's seed (`SU…`): the server's nonce is signed with it"),
+  NATS_CREDS_FILE: path.optional().describe('a `.creds` file (user JWT and NKey seed, decentralized auth, as `nsc` writes it)'),
+});
 
 const securityEnv = z.object({ ...kafkaSecurityEnv, ...rabbitmqSecurityEnv, ...natsSecurityEnv });
 
 /** The parsed environment as far as this module reads it. */
-type SecurityEnv = z.infer<typeof securityEnv> & { readonly RABBITMQ_URL: string; readonly NATS_URL: string };
+export type SecurityEnv = z.infer<typeof securityEnv> & { readonly RABBITMQ_URL: string; readonly NATS_URL: string };
 
 /** TLS material read from the files the environment names. Absent fields use Node's defaults. */
 export interface TlsSettings {
@@ -85,10 +94,25 @@ export type NatsAuth =
   /** A decentralized-auth user: its JWT and NKey seed in one `.creds` file. */
   | { readonly kind: 'creds'; readonly creds: Secret };
 
+/** Optional fields: adapters built in code (tests, embedding) may leave them out. */
 export interface BrokerSecurity {
-  readonly kafka: { readonly ssl: TlsSettings | undefined; readonly sasl: KafkaSasl | undefined };
-  readonly rabbitmq: { readonly tls: TlsSettings | undefined; readonly password: Secret | undefined };
-  readonly nats: { readonly tls: TlsSettings | undefined; readonly auth: NatsAuth | undefined };
+  readonly kafka: {
+    /** Absent: plaintext. */
+    readonly ssl?: TlsSettings | undefined;
+    readonly sasl?: KafkaSasl | undefined;
+  };
+  readonly rabbitmq: {
+    /** With an amqps:// URL: CA and client certificate (absent: the system's CAs, no client certificate). */
+    readonly tls?: TlsSettings | undefined;
+    /** `RABBITMQ_PASSWORD_FILE`, for the user the URL names (instead of a password in the URL). */
+    readonly password?: Secret | undefined;
+  };
+  readonly nats: {
+    /** TLS required (tls:// URL, `NATS_TLS`, or TLS files); absent: TLS only if the server asks for it. */
+    readonly tls?: TlsSettings | undefined;
+    /** Absent: credentials in the URL, if any. */
+    readonly auth?: NatsAuth | undefined;
+  };
 }
 
 type Issue = readonly [variable: string, message: string];

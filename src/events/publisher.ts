@@ -116,7 +116,7 @@ export class EventPublisher {
       throw error;
     }
     // `append` answers in the order of `events`; concurrent mutations share its commit.
-    let results;
+    let results: Awaited<ReturnType<OutboxRepository['append']>>;
     try {
       results = await this.outbox.append(events);
     } catch (error) {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Broker } from '../brokers/broker.js';
+import { SETTING_DEFAULTS } from '../config/config.js';
 import { errorMessage, PublishError, UnroutableEventError } from '../errors.js';
 import { outboxRowToEvent, type ClaimedRow, type OutboxRepository, type OutboxTaker, type PublishResult } from '../store/outbox-repository.js';
 import { pruneInBatches } from '../store/prune.js';
@@ -13,7 +14,7 @@ import { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.js
 export interface RelayOptions {
   /**
    * Most rows per broker publish.
-   * @default 256
+   * @default the default of `RELAY_BATCH_SIZE`
    */
   batchSize?: number;
   /**
@@ -23,12 +24,12 @@ export interface RelayOptions {
   concurrency?: number;
   /**
    * Fallback poll for rows written by other processes; rows written here wake the relay at once.
-   * @default 2000
+   * @default the default of `RELAY_POLL_INTERVAL_MS`
    */
   pollIntervalMs?: number;
   /**
    * How long a claim on rows holds if this process dies before settling them.
-   * @default 30000
+   * @default the default of `RELAY_LEASE_MS`
    */
   leaseMs?: number;
   /**
@@ -38,7 +39,7 @@ export interface RelayOptions {
   backoff?: BackoffPolicy;
   /**
    * PUBLISHED rows older than this are deleted. 0 keeps them forever.
-   * @default 7 days
+   * @default the default of `OUTBOX_RETENTION_HOURS`
    */
   retentionMs?: number;
   /** @default 60000 */
@@ -115,12 +116,12 @@ export class Relay implements OutboxTaker {
     options: RelayOptions = {},
   ) {
     this.options = {
-      batchSize: options.batchSize ?? 256,
+      batchSize: options.batchSize ?? SETTING_DEFAULTS.relay.batchSize,
       concurrency: options.concurrency ?? 2,
-      pollIntervalMs: options.pollIntervalMs ?? 2000,
-      leaseMs: options.leaseMs ?? 30_000,
+      pollIntervalMs: options.pollIntervalMs ?? SETTING_DEFAULTS.relay.pollIntervalMs,
+      leaseMs: options.leaseMs ?? SETTING_DEFAULTS.relay.leaseMs,
       backoff: options.backoff ?? { initialMs: 500, maxMs: 60_000, multiplier: 2, jitter: 0.2 },
-      retentionMs: options.retentionMs ?? 7 * 24 * 3600 * 1000,
+      retentionMs: options.retentionMs ?? SETTING_DEFAULTS.relay.retentionMs,
       pruneIntervalMs: options.pruneIntervalMs ?? 60_000,
       owner: options.owner ?? `relay-${randomUUID()}`,
       handOff: options.handOff ?? true,

@@ -15,6 +15,11 @@ export function sseItem(data: string, id: string | null): SseItem {
   return { id, stringify: () => data };
 }
 
+/** What an item counts against `SUBSCRIBER_BUFFER_BYTES`: the length of its JSON text. */
+export function sseItemSize(item: SseItem): number {
+  return item.stringify().length;
+}
+
 /** Browsers and proxies drop an idle stream; a comment line every 12 s keeps it open. */
 const PING_MS = 12_000;
 

@@ -3,10 +3,11 @@ import type { Plugin } from 'graphql-yoga';
 import { UnauthenticatedError } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
 import type { GatewayContext } from '../schema/context.js';
-import { SubscriberOverflowError } from '../subscriptions/subscription-hub.js';
+import { createSubscriberQueue, type SubscriberBounds } from '../subscriptions/subscription-hub.js';
 import { SubscriptionGroups, type GroupRequest, type Member } from '../subscriptions/subscription-groups.js';
+import { BoundedQueue } from '../util/bounded-queue.js';
 import type { SocketWriter } from './socket-writer.js';
-import { sseFrames, sseItem, type SseItem } from './sse.js';
+import { sseFrames, sseItem, sseItemSize, type SseItem } from './sse.js';
 
 /** Put in the context of an operation that arrived over WebSocket: where its frames go. */
 export const WS_OPERATION = Symbol('graphql-ws operation');
@@ -19,7 +20,7 @@ export interface WsOperation {
 export interface GroupedSubscriptionsOptions {
   readonly groups: SubscriptionGroups;
   /** Per-subscriber bounds for SSE, whose frames wait in the response stream's queue. */
-  readonly bounds: { readonly events: number; readonly bytes: number };
+  readonly bounds: SubscriberBounds;
 }
 
 type Context = GatewayContext & { [WS_OPERATION]?: WsOperation; params?: { query?: string }; request?: Request };
@@ -90,130 +91,51 @@ function statusFor(errors: readonly GraphQLError[]): number | undefined {
 /** Waits for the member to end; graphql-ws sends `complete` then, or `error` if it failed. */
 async function joinOverWebSocket(groups: SubscriptionGroups, request: GroupRequest, ws: WsOperation) {
   const prefix = `{"id":${JSON.stringify(ws.id)},"type":"next","payload":`;
-  let end: ((outcome: { errors?: readonly GraphQLError[] }) => void) | undefined;
-  const ended = new Promise<{ errors?: readonly GraphQLError[] }>((resolve) => (end = resolve));
+  let member: Member | undefined;
+  // What graphql-ws iterates: nothing (the group writes the frames), until the member ends: the
+  // client completes, the socket closes, or the member failed or completed.
+  const ending = new BoundedQueue<never>({ items: 0, onEnd: () => member?.leave() });
   const joined = await groups.join(request, {
     next: (payload) => ws.writer.send(`${prefix}${payload}}`),
-    fail: (errors) => end!({ errors }),
-    complete: () => end!({}),
+    fail: (errors) => ending.fail(errors[0]!),
+    complete: () => ending.end(),
   });
   if (!isMember(joined)) return { errors: joined };
-  let finished = false;
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    joined.leave();
-    end!({});
-  };
-  // What graphql-ws iterates: nothing, until the member ends (the client completes, the socket
-  // closes, or the member failed).
-  const iterator: AsyncIterableIterator<never> & { return(): Promise<IteratorResult<never>>; throw(e: unknown): Promise<IteratorResult<never>> } = {
-    next: async () => {
-      const outcome = await ended;
-      finish();
-      if (outcome.errors) throw outcome.errors[0];
-      return { done: true, value: undefined as never };
-    },
-    return: async () => {
-      finish();
-      return { done: true, value: undefined as never };
-    },
-    throw: async (error: unknown) => {
-      finish();
-      throw error;
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
-  return iterator;
+  member = joined;
+  if (ending.ended) member.leave();
+  return ending;
 }
 
 /**
  * A bounded queue between the group and the SSE response: the response stream pulls, the group
  * pushes. Past the bounds the stream ends with `SUBSCRIBER_TOO_SLOW`; when the subscriber's
- * credential expires it ends with `UNAUTHENTICATED`.
+ * credential expires it ends with `UNAUTHENTICATED`; when the gateway shuts down, once what is
+ * queued has been read.
  */
-async function joinOverSse(groups: SubscriptionGroups, request: GroupRequest, bounds: GroupedSubscriptionsOptions['bounds'], principal: Principal) {
-  const queue: { item: SseItem; bytes: number }[] = [];
-  let queuedBytes = 0;
-  let waiting: (() => void) | undefined;
-  let failure: Error | undefined;
-  let done = false;
-  /** The gateway is shutting down: the stream ends once what is queued has been read. */
-  let completed = false;
-  const wake = () => {
-    const resume = waiting;
-    waiting = undefined;
-    resume?.();
-  };
-  const fail = (error: Error) => {
-    if (done) return;
-    failure ??= error;
-    wake();
-  };
+async function joinOverSse(groups: SubscriptionGroups, request: GroupRequest, bounds: SubscriberBounds, principal: Principal) {
+  let member: Member | undefined;
+  let expiry: NodeJS.Timeout | undefined;
+  const queue = createSubscriberQueue<SseItem>(bounds, sseItemSize, () => {
+    clearTimeout(expiry);
+    member?.leave();
+  });
   const joined = await groups.join(request, {
     next: (payload, cursor) => {
-      if (done || failure) return;
-      if (queue.length >= bounds.events || queuedBytes + payload.length > bounds.bytes) {
-        queue.length = 0;
-        queuedBytes = 0;
-        fail(new SubscriberOverflowError(`subscriber too slow: more than ${bounds.events} events or ${bounds.bytes} bytes waiting for it`));
-        return;
-      }
-      queue.push({ item: sseItem(payload, cursor), bytes: payload.length });
-      queuedBytes += payload.length;
-      wake();
+      if (!queue.ended) queue.push(sseItem(payload, cursor));
     },
-    fail: (errors) => fail(errors[0]!),
-    complete: () => {
-      completed = true;
-      wake();
-    },
+    // The stream throws it once: Yoga turns it into a last result and reads on, and then it is done.
+    fail: (errors) => queue.fail(errors[0]!),
+    complete: () => queue.end(),
   });
   if (!isMember(joined)) return { errors: joined };
-  const member: Member = joined;
-  let expiry: NodeJS.Timeout | undefined;
-  if (principal.expiresAt !== undefined) {
-    expiry = setTimeout(() => fail(new UnauthenticatedError('token expired')), Math.max(0, principal.expiresAt - Date.now()));
+  member = joined;
+  // Cut off while joining (catching up after a cursor), before there was a member to leave.
+  if (queue.ended) member.leave();
+  else if (principal.expiresAt !== undefined) {
+    expiry = setTimeout(() => queue.fail(new UnauthenticatedError('token expired')), Math.max(0, principal.expiresAt - Date.now()));
     expiry.unref();
   }
-  const finish = () => {
-    if (done) return;
-    done = true;
-    clearTimeout(expiry);
-    member.leave();
-    wake();
-  };
-  const stream = {
-    async next(): Promise<IteratorResult<SseItem>> {
-      for (;;) {
-        const next = queue.shift();
-        if (next) {
-          queuedBytes -= next.bytes;
-          return { done: false, value: next.item };
-        }
-        if (failure) {
-          // Thrown once: Yoga turns it into a last result and reads on, and then the stream is done.
-          const error = failure;
-          failure = undefined;
-          finish();
-          throw error;
-        }
-        if (completed) finish();
-        if (done) return { done: true, value: undefined };
-        await new Promise<void>((resolve) => (waiting = resolve));
-      }
-    },
-    async return() {
-      finish();
-      return { done: true as const, value: undefined };
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
-  return stream;
+  return queue;
 }
 
 function isMember(joined: Member | readonly GraphQLError[]): joined is Member {

@@ -2,6 +2,7 @@ import type { Broker, LogPoint, LogPosition, Subscription } from '../brokers/bro
 import { CursorExpiredError, GatewayError } from '../errors.js';
 import { encodeEvent } from '../events/codec.js';
 import type { GatewayEvent } from '../events/event.js';
+import { BoundedQueue } from '../util/bounded-queue.js';
 import type { Logger } from '../util/logger.js';
 import { decodeSubscriptionCursor, encodeSubscriptionCursor } from './cursor.js';
 
@@ -101,7 +102,7 @@ class TopicFeed {
  */
 export class SubscriptionHub {
   private readonly topics = new Map<string, TopicFeed>();
-  private readonly bounds: { readonly events: number; readonly bytes: number };
+  private readonly bounds: SubscriberBounds;
   private readonly closing = new Set<Promise<void>>();
   private readonly streams = new Set<EventStream>();
 
@@ -154,14 +155,20 @@ export class SubscriptionHub {
    * next read fails with `SubscriberOverflowError`.
    */
   async subscribe(topic: string, options: Omit<AttachOptions, 'onCaughtUp'> = {}): Promise<EventStream> {
-    const stream = new EventStream(this.bounds, (s) => this.streams.delete(s));
+    let attachment: Attachment | undefined;
+    const stream: EventStream = createSubscriberQueue(this.bounds, encodedSize, () => {
+      attachment?.close();
+      this.streams.delete(stream);
+    });
     try {
-      stream.attachment = await this.attach(topic, (delivered) => stream.push(delivered), options);
+      attachment = await this.attach(topic, (delivered) => stream.push(delivered), options);
     } catch (error) {
       stream.close();
       throw error;
     }
-    this.streams.add(stream);
+    // Cut off while catching up (before there was an attachment to close): let go of it now.
+    if (stream.ended) attachment.close();
+    else this.streams.add(stream);
     return stream;
   }
 
@@ -274,89 +281,38 @@ export class SubscriptionHub {
     this.track(feed.ready.then((subscription) => subscription.close(), () => undefined));
   }
 
+  /** Keeps a broker subscription's closing until it settles; a failure is logged, never left unhandled. */
   private track(closing: Promise<void>): void {
-    this.closing.add(closing);
-    void closing.finally(() => this.closing.delete(closing));
+    const tracked = closing.catch((error: unknown) => this.logger.warn({ err: error }, 'closing a broker subscription failed'));
+    this.closing.add(tracked);
+    void tracked.finally(() => this.closing.delete(tracked));
   }
 }
 
+/** What may wait for one subscriber that reads slowly (`SUBSCRIBER_BUFFER`, `SUBSCRIBER_BUFFER_BYTES`). */
+export interface SubscriberBounds {
+  readonly events: number;
+  readonly bytes: number;
+}
+
 /**
- * A subscriber that pulls: pushed events wait in a bounded buffer. A reader waiting gets events at
- * once; past the bounds the stream ends with `SubscriberOverflowError` instead of growing memory.
+ * The queue between the fan-out and one subscriber that pulls (hub streams, SSE responses): past
+ * its bounds it fails with `SubscriberOverflowError`, dropping what waits, instead of growing memory.
  */
-export class EventStream implements AsyncIterableIterator<DeliveredEvent> {
-  attachment: Attachment | undefined;
-  private readonly buffer: DeliveredEvent[] = [];
-  private bufferedBytes = 0;
-  private waiting: ((result: IteratorResult<DeliveredEvent>) => void) | undefined;
-  private done = false;
-  private error: Error | undefined;
+export function createSubscriberQueue<T>(bounds: SubscriberBounds, sizeOf: (value: T) => number, onEnd: () => void): BoundedQueue<T> {
+  return new BoundedQueue<T>({
+    items: bounds.events,
+    bytes: bounds.bytes,
+    sizeOf,
+    overflow: () => new SubscriberOverflowError(`subscriber too slow: more than ${bounds.events} events or ${bounds.bytes} bytes waiting for it`),
+    onEnd,
+  });
+}
 
-  constructor(
-    private readonly bounds: { readonly events: number; readonly bytes: number },
-    private readonly onClose: (stream: EventStream) => void,
-  ) {}
+/** A subscriber that pulls, from `SubscriptionHub.subscribe`. */
+export type EventStream = BoundedQueue<DeliveredEvent>;
 
-  push(delivered: DeliveredEvent): void {
-    if (this.done) return;
-    if (this.waiting) {
-      const resolve = this.waiting;
-      this.waiting = undefined;
-      resolve({ value: delivered, done: false });
-      return;
-    }
-    // The encoded body is cached on the event, so every subscriber of a topic shares one encoding.
-    const size = encodeEvent(delivered.event).byteLength;
-    if (this.buffer.length >= this.bounds.events || this.bufferedBytes + size > this.bounds.bytes) {
-      this.error = new SubscriberOverflowError(
-        `subscriber too slow: more than ${this.bounds.events} events or ${this.bounds.bytes} bytes waiting for it`,
-      );
-      this.finish();
-      return;
-    }
-    this.buffer.push(delivered);
-    this.bufferedBytes += size;
-  }
-
-  next(): Promise<IteratorResult<DeliveredEvent>> {
-    const delivered = this.buffer.shift();
-    if (delivered) {
-      this.bufferedBytes -= encodeEvent(delivered.event).byteLength;
-      return Promise.resolve({ value: delivered, done: false });
-    }
-    if (this.error) {
-      const error = this.error;
-      this.error = undefined;
-      return Promise.reject(error);
-    }
-    if (this.done) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => {
-      this.waiting = resolve;
-    });
-  }
-
-  async return(): Promise<IteratorResult<DeliveredEvent>> {
-    this.close();
-    return { value: undefined, done: true };
-  }
-
-  close(): void {
-    if (this.done) return;
-    this.finish();
-    const resolve = this.waiting;
-    this.waiting = undefined;
-    resolve?.({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  private finish(): void {
-    this.done = true;
-    this.buffer.length = 0;
-    this.bufferedBytes = 0;
-    this.attachment?.close();
-    this.onClose(this);
-  }
+/** The encoded body is cached on the event, so every subscriber of a topic shares one encoding. */
+function encodedSize(delivered: DeliveredEvent): number {
+  return encodeEvent(delivered.event).byteLength;
 }

@@ -3,9 +3,9 @@ import { waitFor } from '../helpers/events.js';
 import { reportFault, tally } from './fault-tally.js';
 import { GatewayScope } from '../helpers/gateway-process.js';
 import { brokerState, type BrokerState, PublishStream } from '../helpers/publish-stream.js';
-import { faultTargets } from './targets.js';
+import { gatewayTargets } from '../targets/gateway-targets.js';
 
-const targets = await faultTargets();
+const targets = await gatewayTargets();
 
 /** How long the broker stays down while mutations keep coming. */
 const DOWN_MS = 30_000;
@@ -54,8 +54,8 @@ describe.concurrent('fault: broker down for 30 s', () => {
   for (const target of targets) {
     it.runIf(target.restart !== undefined && target.features.persistent && target.features.durableConsumers)(`[${target.broker}] mutations keep succeeding, the circuit opens and closes, the backlog drains`, async ({ expect }) => {
       const scope = new GatewayScope();
-      const topic = target.name('outage', 'topic');
-      const consumer = target.name('outage', 'consumer');
+      const topic = target.newTopic('outage');
+      const consumer = target.newConsumer('outage');
       const recorder = await scope.recorder();
       const gateway = await scope.start({
         broker: target.broker,
@@ -72,7 +72,7 @@ describe.concurrent('fault: broker down for 30 s', () => {
         const before = stream.committed.length;
         const outageStart = Date.now();
         let whileDown = 0;
-        const outage = target.restart!(DOWN_MS).then(() => (whileDown = stream.committed.length - before));
+        const outage = target.restart!({ downMs: DOWN_MS }).then(() => (whileDown = stream.committed.length - before));
         try {
           await waitFor(() => watch!.opened, DOWN_MS + 30_000, 'the circuit to open while the broker is down');
         } finally {

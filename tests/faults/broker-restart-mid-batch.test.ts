@@ -3,9 +3,9 @@ import { waitFor } from '../helpers/events.js';
 import { reportFault, tally } from './fault-tally.js';
 import { GatewayScope } from '../helpers/gateway-process.js';
 import { brokerState, deadLetterCount, PublishStream } from '../helpers/publish-stream.js';
-import { faultTargets } from './targets.js';
+import { gatewayTargets } from '../targets/gateway-targets.js';
 
-const targets = await faultTargets();
+const targets = await gatewayTargets();
 
 const PER_SECOND = 30;
 /** Each webhook call takes this long, so the consumer always has a batch in flight. */
@@ -24,8 +24,8 @@ describe.concurrent('fault: broker restart while a consumer is mid-batch', () =>
   for (const target of targets) {
     it.runIf(target.restart !== undefined && target.features.persistent && target.features.durableConsumers)(`[${target.broker}] nothing lost, nothing dead-lettered`, async ({ expect }) => {
       const scope = new GatewayScope();
-      const topic = target.name('midbatch', 'topic');
-      const consumer = target.name('midbatch', 'consumer');
+      const topic = target.newTopic('midbatch');
+      const consumer = target.newConsumer('midbatch');
       const recorder = await scope.recorder();
       recorder.answer = (id, call) => (call === 1 && failsFirstCall(id) ? { status: 503 } : { delayMs: HANDLER_MS });
       const gateway = await scope.start({
@@ -48,7 +48,7 @@ describe.concurrent('fault: broker restart while a consumer is mid-batch', () =>
         await waitFor(() => recorder.accepted.size >= PER_SECOND && recorder.refused.size > 0, 60_000, 'the stream to reach the webhook, retries included');
         await waitFor(() => recorder.inFlight >= 3, 10_000, 'webhook calls in flight');
         const inFlight = recorder.inFlight;
-        await target.restart!(2000);
+        await target.restart!({ downMs: 2000 });
         await stream.waitForCommitted(stream.committed.length + PER_SECOND, 30_000);
         await stream.stop();
         // JetStream hands back a delivery whose ack the restart lost after its ack wait (30 s).

@@ -3,9 +3,9 @@ import { waitFor } from '../helpers/events.js';
 import { GatewayScope, type GatewayProcess } from '../helpers/gateway-process.js';
 import { eventInput, publishEvents, readStore } from '../helpers/publish-stream.js';
 import { reportFault, tally } from './fault-tally.js';
-import { faultTargets } from './targets.js';
+import { gatewayTargets } from '../targets/gateway-targets.js';
 
-const targets = await faultTargets();
+const targets = await gatewayTargets();
 
 /** Handler calls at once; the broker holds up to twice as many for the process. */
 const PREFETCH = 10;
@@ -23,8 +23,8 @@ describe.concurrent('fault: kill -9 of a consumer with batched deliveries', () =
     it.runIf(target.features.persistent && target.features.durableConsumers)(`[${target.broker}] every event is delivered after the restart, none recorded without a 2xx`, async ({ expect }) => {
       const scope = new GatewayScope();
       const databasePath = scope.database();
-      const topic = target.name('ckill', 'topic');
-      const consumer = target.name('ckill', 'consumer');
+      const topic = target.newTopic('ckill');
+      const consumer = target.newConsumer('ckill');
       const recorder = await scope.recorder();
       // Slow enough that the window stays full; every fifth call fails once, so retries are in flight too.
       recorder.answer = (id, call) => ({ delayMs: 5, status: call === 1 && id.endsWith('5') ? 503 : 200 });

@@ -4,9 +4,9 @@ import { waitFor } from '../helpers/events.js';
 import { reportFault, tally } from './fault-tally.js';
 import { type GatewayProcess, GatewayScope } from '../helpers/gateway-process.js';
 import { brokerState, eventInput, publishEvents, PublishStream, readStore } from '../helpers/publish-stream.js';
-import { faultTargets } from './targets.js';
+import { gatewayTargets } from '../targets/gateway-targets.js';
 
-const targets = await faultTargets();
+const targets = await gatewayTargets();
 
 /** Deliveries one gateway process handles at once. */
 const PREFETCH = 10;
@@ -53,8 +53,8 @@ describe.concurrent('fault: kill -9 mid-relay', () => {
     it.runIf(target.features.persistent && target.features.durableConsumers)(`[${target.broker}] every committed event arrives after a restart on the same database`, async ({ expect }) => {
       const scope = new GatewayScope();
       const databasePath = scope.database();
-      const topic = target.name('kill', 'topic');
-      const consumer = target.name('kill', 'consumer');
+      const topic = target.newTopic('kill');
+      const consumer = target.newConsumer('kill');
       const recorder = await scope.recorder();
       const consumers = [{ name: consumer, topic, prefetch: PREFETCH, webhook: { url: recorder.url }, backoff: { initialMs: 200, maxMs: 2000, multiplier: 2, jitter: 0.2 } }];
       // Small relay batches: the burst below takes several round trips, so the kill finds claims held.
@@ -138,8 +138,8 @@ describe.concurrent('fault: kill -9 under 32 concurrent publishers', () => {
     it.runIf(target.features.persistent && target.features.durableConsumers)(`[${target.broker}] every answered mutation is published after the restart, handled once`, async ({ expect }) => {
       const scope = new GatewayScope();
       const databasePath = scope.database();
-      const topic = target.name('kill32', 'topic');
-      const consumer = target.name('kill32', 'consumer');
+      const topic = target.newTopic('kill32');
+      const consumer = target.newConsumer('kill32');
       const recorder = await scope.recorder();
       const tap = await target.tap?.(topic);
       const consumers = [{ name: consumer, topic, prefetch: PREFETCH, webhook: { url: recorder.url } }];

@@ -7,10 +7,10 @@ import { createTestDatabase, POSTGRES_HOST, POSTGRES_PORT, withConnection } from
 import { brokerState, eventInput, publishEvents, PublishStream } from '../helpers/publish-stream.js';
 import { subscribe, wsClient } from '../helpers/subscriptions.js';
 import { reportFault, tally } from './fault-tally.js';
-import { faultTargets } from './targets.js';
+import { gatewayTargets } from '../targets/gateway-targets.js';
 
 const postgres = await requireBroker('PostgreSQL', POSTGRES_HOST, POSTGRES_PORT);
-const targets = postgres ? await faultTargets() : [];
+const targets = postgres ? await gatewayTargets() : [];
 
 const INSTANCES = 3;
 /** Deliveries one gateway process handles at once (it holds twice as many unsettled). */
@@ -30,8 +30,8 @@ describe('fault: three instances on one PostgreSQL, one killed and restarted', (
     it.runIf(target.features.sharedConsumers && target.features.persistent)(`[${target.broker}] every committed event is handled once, whichever instance took it`, async ({ expect }) => {
       const database = await createTestDatabase();
       const scope = new GatewayScope();
-      const topic = target.name('multi', 'topic');
-      const consumer = target.name('multi', 'consumer');
+      const topic = target.newTopic('multi');
+      const consumer = target.newConsumer('multi');
       const recorder = await scope.recorder();
       const consumers = [{ name: consumer, topic, prefetch: PREFETCH, webhook: { url: recorder.url }, backoff: { initialMs: 200, maxMs: 2000, multiplier: 2, jitter: 0.2 } }];
       const env = { ...target.env, DATABASE_URL: database.url, RELAY_LEASE_MS: String(LEASE_MS), RELAY_BATCH_SIZE: '16' };

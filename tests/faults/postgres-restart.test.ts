@@ -6,16 +6,17 @@ import { createTestDatabase, POSTGRES_HOST, POSTGRES_PORT, restartPostgres, with
 import { brokerState, PublishStream } from '../helpers/publish-stream.js';
 import type { WebhookRecorder } from '../helpers/webhook-recorder.js';
 import { reportFault, tally } from './fault-tally.js';
-import { faultTargets, type FaultTarget } from './targets.js';
+import { gatewayTargets } from '../targets/gateway-targets.js';
+import type { BrokerTarget } from '../targets/target.js';
 
 const postgres = await requireBroker('PostgreSQL', POSTGRES_HOST, POSTGRES_PORT);
-const targets = postgres ? (await faultTargets()).filter((t) => t.features.durableConsumers) : [];
+const targets = postgres ? (await gatewayTargets()).filter((t) => t.features.durableConsumers) : [];
 
 /** How long PostgreSQL stays down once stopped. */
 const DOWN_MS = 4000;
 
 interface Run {
-  readonly target: FaultTarget;
+  readonly target: BrokerTarget;
   readonly database: { url: string; drop(): Promise<void> };
   readonly consumer: string;
   readonly recorder: WebhookRecorder;
@@ -37,8 +38,8 @@ describe('fault: PostgreSQL restarted mid-run', () => {
     try {
       for (const target of targets) {
         const database = await createTestDatabase();
-        const topic = target.name('pgrestart', 'topic');
-        const consumer = target.name('pgrestart', 'consumer');
+        const topic = target.newTopic('pgrestart');
+        const consumer = target.newConsumer('pgrestart');
         const recorder = await scope.recorder();
         const gateway = await scope.start({
           broker: target.broker,

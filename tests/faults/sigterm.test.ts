@@ -5,9 +5,9 @@ import { waitFor } from '../helpers/events.js';
 import { reportFault, tally } from './fault-tally.js';
 import { type GatewayProcess, GatewayScope, refusesConnections } from '../helpers/gateway-process.js';
 import { brokerState, eventInput, publishEvents, readStore } from '../helpers/publish-stream.js';
-import { faultTargets } from './targets.js';
+import { gatewayTargets } from '../targets/gateway-targets.js';
 
-const targets = await faultTargets();
+const targets = await gatewayTargets();
 
 const SUBSCRIPTION = `subscription($t: String!) { events(topic: $t) { id } }`;
 /** The exit must come well inside STOP_TIMEOUT_MS (25 s), after which main.ts exits 1 anyway. */
@@ -70,8 +70,8 @@ describe.concurrent('fault: SIGTERM with work in flight', () => {
     it(`[${target.broker}] stops accepting, drains in-flight work, closes subscriptions cleanly, exits 0`, async ({ expect }) => {
       const scope = new GatewayScope();
       const databasePath = scope.database();
-      const topic = target.name('sigterm', 'topic');
-      const consumer = target.name('sigterm', 'consumer');
+      const topic = target.newTopic('sigterm');
+      const consumer = target.newConsumer('sigterm');
       const recorder = await scope.recorder();
       const consumers = [{ name: consumer, topic, prefetch: 10, webhook: { url: recorder.url, timeoutMs: 60_000 } }];
       const start = () => scope.start({ broker: target.broker, databasePath, consumers, env: target.env });

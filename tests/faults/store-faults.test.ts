@@ -12,10 +12,11 @@ import { reportFault, tally } from './fault-tally.js';
 import { type GatewayProcess, GatewayScope } from '../helpers/gateway-process.js';
 import { eventInput, type EventInput, publishBody, publishEvents, PublishStream, readStore, type Refusal, refusalOf } from '../helpers/publish-stream.js';
 import { type WebhookRecorder } from '../helpers/webhook-recorder.js';
-import { faultTargets, type FaultTarget } from './targets.js';
+import { gatewayTargets } from '../targets/gateway-targets.js';
+import type { BrokerTarget } from '../targets/target.js';
 
 const run = promisify(execFile);
-const targets = await faultTargets();
+const targets = await gatewayTargets();
 
 /**
  * A disk that really fills up needs a small filesystem of its own: a tmpfs, which only root may
@@ -136,7 +137,7 @@ class KeptAliveClient {
  * every answer is checked against the store.
  */
 async function meetFault(
-  target: FaultTarget,
+  target: BrokerTarget,
   gateway: GatewayProcess,
   databasePath: string,
   { topic, recorder }: { topic: string; recorder: WebhookRecorder },
@@ -207,8 +208,8 @@ describe.concurrent('fault: store busy or disk write failing', () => {
           { name: 'disk-write-error', fault: () => refuseWrites(gateway.pid), reason: /the store cannot be written \(SQLITE_IOERR/ },
         ];
         // One topic, consumer and webhook per fault, so each fault's tally is its own.
-        const streams = await Promise.all(faults.map(async (f) => ({ topic: target.name(f.name, 'topic'), recorder: await scope.recorder() })));
-        const consumers = streams.map(({ topic, recorder }) => ({ name: target.name('store', 'consumer'), topic, webhook: { url: recorder.url } }));
+        const streams = await Promise.all(faults.map(async (f) => ({ topic: target.newTopic(f.name), recorder: await scope.recorder() })));
+        const consumers = streams.map(({ topic, recorder }) => ({ name: target.newConsumer('store'), topic, webhook: { url: recorder.url } }));
         const gateway = await scope.start({ broker: target.broker, databasePath, consumers, env: target.env });
         for (const [i, f] of faults.entries()) await meetFault(target, gateway, databasePath, streams[i]!, f);
         expect((await gateway.terminate(20_000)).code).toBe(0);

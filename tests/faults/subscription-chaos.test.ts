@@ -3,9 +3,9 @@ import WebSocket from 'ws';
 import { waitFor } from '../helpers/events.js';
 import { GatewayScope, type GatewayProcess } from '../helpers/gateway-process.js';
 import { publishEvents } from '../helpers/publish-stream.js';
-import { faultTargets } from './targets.js';
+import { gatewayTargets } from '../targets/gateway-targets.js';
 
-const targets = await faultTargets();
+const targets = await gatewayTargets();
 
 const EVENTS = 3000;
 const KEYS = 12;
@@ -108,7 +108,7 @@ describe.concurrent('fault: subscription chaos (drops and a kill while events fl
       : 'missing 0, duplicates 0, out of order 0 through drops; after a kill the resume is refused with CURSOR_EXPIRED';
     it.runIf(target.features.replay)(`[${target.broker}] ${title}`, async ({ expect }) => {
       const scope = new GatewayScope();
-      const topic = target.name('chaos', 'topic');
+      const topic = target.newTopic('chaos');
       const serving = () => scope.start({ broker: target.broker, databasePath: scope.database(`s-${Date.now()}.db`), env: target.env });
       // Where the memory broker lives is the one process that publishes and serves.
       const separate = target.features.persistent;

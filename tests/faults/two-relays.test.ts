@@ -3,9 +3,9 @@ import { waitFor } from '../helpers/events.js';
 import { reportFault, tally } from './fault-tally.js';
 import { type GatewayProcess, GatewayScope } from '../helpers/gateway-process.js';
 import { brokerState, eventInput, publishEvents, PublishStream } from '../helpers/publish-stream.js';
-import { faultTargets } from './targets.js';
+import { gatewayTargets } from '../targets/gateway-targets.js';
 
-const targets = await faultTargets();
+const targets = await gatewayTargets();
 
 /** Both relays look for rows every 20 ms in batches of 16, so they compete for the same rows. */
 const RACING_RELAYS = { RELAY_POLL_INTERVAL_MS: '20', RELAY_BATCH_SIZE: '16' };
@@ -25,12 +25,12 @@ describe('fault: two gateway processes relaying from one outbox', () => {
     it(`[${target.broker}] no row is published twice`, async ({ expect }) => {
       const scope = new GatewayScope();
       const databasePath = scope.database();
-      const topic = target.name('tworelays', 'topic');
-      const shared = target.name('tworelays', 'consumer');
+      const topic = target.newTopic('tworelays');
+      const shared = target.newConsumer('tworelays');
       const tap = await target.tap?.(topic);
       const recorders = [await scope.recorder(), await scope.recorder()];
       const consumerOf = (i: number) => ({
-        name: tap ? shared : target.name(`tworelays${i}`, 'consumer'),
+        name: tap ? shared : target.newConsumer(`tworelays${i}`),
         topic,
         prefetch: 20,
         webhook: { url: recorders[tap ? 0 : i]!.url },

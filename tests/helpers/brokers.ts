@@ -17,11 +17,16 @@ export function reachable(host: string, port: number, timeoutMs = 1000): Promise
 
 /**
  * Decides whether a live-broker test file runs. On CI (`CI` set) an unreachable broker is an
- * error that fails the run; on a developer machine the file is skipped with a loud note.
+ * error that fails the run; on a developer machine the file is skipped with a loud note. In the
+ * unit tier (`TEST_TIER=unit`, set by vitest.config.ts) it always throws: that tier promises to
+ * need no broker, so the file is in the wrong tier.
  */
 export async function requireBroker(name: string, host: string, port: number): Promise<boolean> {
+  if (process.env['TEST_TIER'] === 'unit') {
+    throw new Error(`this file needs ${name}, so it belongs in the brokers or faults tier: list it in vitest.config.ts`);
+  }
   if (await reachable(host, port)) return true;
-  const message = `${name} is not reachable on ${host}:${port} (run scripts/brokers.sh up)`;
+  const message = `${name} is not reachable on ${host}:${port} (npm run brokers up)`;
   if (process.env['CI']) throw new Error(`${message}; CI is set, so this fails the run`);
   process.stderr.write(`\n*** SKIPPING ${name} tests: ${message}\n`);
   // The caller registers no tests now; without one, vitest would count the file as failed.

@@ -1,18 +1,16 @@
 import { afterAll, beforeAll } from 'vitest';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import kafkajs, { type Admin, type Kafka, type KafkaMessage } from 'kafkajs';
+import { harnessSettings, silentLog, startKafka as harnessStartKafka, stopKafka as harnessStopKafka, withKafkaLock } from '../../scripts/brokers/index.js';
 import { KafkaBroker, type KafkaBrokerOptions } from '../../src/brokers/kafka/kafka-broker.js';
 import { createLogger, silentLogger, type Logger } from '../../src/util/logger.js';
 import { uniqueName, waitFor } from './events.js';
 
 const { Kafka: KafkaClient, logLevel } = kafkajs;
-const run = promisify(execFile);
 
-export const KAFKA_HOST = '127.0.0.1';
-export const KAFKA_PORT = 9092;
-const BROKERS_SCRIPT = fileURLToPath(new URL('../../scripts/brokers.sh', import.meta.url));
+/** The Kafka of the broker harness (scripts/brokers/): 127.0.0.1:9092 unless `KAFKA_BROKERS` says otherwise. */
+const harness = harnessSettings();
+export const KAFKA_HOST = harness.kafka.host;
+export const KAFKA_PORT = harness.kafka.port;
 
 /** Adapter options as `loadConfig` would build them, with a client id per test. */
 export function kafkaOptions(overrides: Partial<KafkaBrokerOptions> = {}): KafkaBrokerOptions {
@@ -66,21 +64,29 @@ export async function readTopic(topic: string, count: number, timeoutMs = 30_000
 export const headerText = (message: KafkaMessage, name: string): string | undefined => message.headers?.[name]?.toString();
 
 /**
- * Runs one `scripts/brokers.sh` command without blocking the event loop, so the clients under
- * test keep running (and see the outage) meanwhile.
+ * Starts the harness's Kafka (`npm run brokers start-kafka`) and resolves once clients can work
+ * with it; does nothing to a Kafka that is up. Asynchronous all the way, so the clients under test
+ * keep running meanwhile.
  */
-export async function brokersScript(...args: string[]): Promise<void> {
-  await run(BROKERS_SCRIPT, args, { timeout: 180_000 });
-}
+export const startKafka = (): Promise<void> => withKafkaLock(harness, () => harnessStartKafka(harness.kafka, silentLog));
 
-/** Stops Kafka for `downMs`, then starts it; whatever happens, Kafka is started again before this returns. */
-export async function restartKafka(downMs = 0): Promise<void> {
-  try {
-    await brokersScript('stop-kafka');
-    await new Promise((resolve) => setTimeout(resolve, downMs));
-  } finally {
-    await brokersScript('start-kafka');
-  }
+/** Stops the harness's Kafka (`npm run brokers stop-kafka`); `kill` sends SIGKILL, as a crash would. Resolves once its ports are closed. */
+export const stopKafka = ({ kill = false } = {}): Promise<void> => withKafkaLock(harness, () => harnessStopKafka(harness.kafka, { kill }, silentLog));
+
+/**
+ * Stops Kafka for `downMs`, then starts it; whatever happens, Kafka is started again before this
+ * returns. Holds the harness's lock throughout, so another test run's global setup waits for the
+ * restart rather than bringing Kafka back in the middle of the outage.
+ */
+export function restartKafka(downMs = 0): Promise<void> {
+  return withKafkaLock(harness, async () => {
+    try {
+      await harnessStopKafka(harness.kafka, {}, silentLog);
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+    } finally {
+      await harnessStartKafka(harness.kafka, silentLog);
+    }
+  });
 }
 
 /**

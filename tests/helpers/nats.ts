@@ -9,17 +9,17 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import type { NatsBrokerOptions } from '../../src/brokers/nats/nats-broker.js';
 import type { Logger } from '../../src/util/logger.js';
+import { harnessSettings, NATS_SERVER, natsProblem, startSharedNatsServer } from '../../scripts/brokers/index.js';
 import { reachable } from './brokers.js';
 import { waitFor } from './events.js';
 
 const execFileAsync = promisify(execFile);
 
-/** The machine's shared nats-server with JetStream (see scripts/brokers.sh). */
-export const NATS_HOST = '127.0.0.1';
-export const NATS_PORT = 4222;
-export const NATS_URL = `nats://${NATS_HOST}:${NATS_PORT}`;
+/** The machine's shared nats-server with JetStream (scripts/brokers/): nats://127.0.0.1:4222 unless `NATS_URL` says otherwise. */
+export const NATS_URL = harnessSettings().natsUrl;
+export const NATS_HOST = new URL(NATS_URL).hostname;
+export const NATS_PORT = Number(new URL(NATS_URL).port || 4222);
 export const NATS_STREAM = 'EVENTS';
-const NATS_SERVER = '/usr/sbin/nats-server';
 
 /**
  * Tests keep the shared server's stream from growing run after run: what they publish ages out
@@ -44,19 +44,9 @@ export function captureLogger(): { logger: Logger; lines: Record<string, unknown
   return { logger, lines };
 }
 
-/** Resolves once the shared server serves JetStream API requests. */
+/** True when the server at `url` serves JetStream API requests. */
 export async function natsAnswers(url = NATS_URL): Promise<boolean> {
-  try {
-    const { nc, jsm } = await plainClient(url);
-    try {
-      await jsm.getAccountInfo();
-      return true;
-    } finally {
-      await nc.close();
-    }
-  } catch {
-    return false;
-  }
+  return (await natsProblem(url)) === undefined;
 }
 
 /** The pid of the process listening on `port`, from the kernel's socket table. */
@@ -89,10 +79,7 @@ export async function restartNatsServer({ downMs }: { downMs: number }): Promise
     await waitFor(() => processGone(pid), 30_000, `nats-server (pid ${pid}) to exit`);
     await new Promise((r) => setTimeout(r, downMs));
   } finally {
-    await execFileAsync('start-stop-daemon', [
-      '--start', '--oknodo', '--background', '--exec', NATS_SERVER, '--',
-      '-a', NATS_HOST, '-p', String(NATS_PORT), '-js', '-sd', '/var/lib/nats-server', '-l', '/var/log/nats-server.log',
-    ]);
+    await startSharedNatsServer(NATS_HOST, NATS_PORT);
     // --oknodo does nothing while another /usr/sbin/nats-server runs: say so rather than time out silently.
     await waitFor(() => natsAnswers(), 30_000, `nats-server on ${NATS_URL} to serve JetStream again (is another ${NATS_SERVER} running?)`);
   }

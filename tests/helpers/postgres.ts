@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
+import { harnessSettings } from '../../scripts/brokers/index.js';
 import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store.js';
 import type { StoreDialect, TestStore } from './store.js';
 
 /** The server the PostgreSQL tests use; each test gets a database of its own on it. */
-export const POSTGRES_URL = process.env['TEST_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const POSTGRES_URL = harnessSettings().postgresUrl;
 export const POSTGRES_HOST = new URL(POSTGRES_URL).hostname;
 export const POSTGRES_PORT = Number(new URL(POSTGRES_URL).port || 5432);
 

@@ -1,27 +1,18 @@
 import { connect, type Channel, type ChannelModel } from 'amqplib';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { harnessSettings, rabbitmqctl } from '../../scripts/brokers/index.js';
 import { RabbitMqBroker, type RabbitMqBrokerOptions } from '../../src/brokers/rabbitmq/rabbitmq-broker.js';
 import { sleep } from '../../src/util/backoff.js';
 import { silentLogger, type Logger } from '../../src/util/logger.js';
 import { waitFor } from './events.js';
 
-export const RABBITMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
+/** The machine's RabbitMQ (scripts/brokers/): amqp://guest:guest@127.0.0.1:5672 unless `RABBITMQ_URL` says otherwise. */
+export const RABBITMQ_URL = harnessSettings().rabbitmqUrl;
+
+export { rabbitmqctl };
 
 /** A broker as a gateway process would open it, on the default exchange unless told otherwise. */
 export function createRabbitMqBroker(options: Partial<RabbitMqBrokerOptions> = {}, logger: Logger = silentLogger): RabbitMqBroker {
   return new RabbitMqBroker({ url: RABBITMQ_URL, exchange: 'events', topics: {}, ...options }, logger);
-}
-
-const execFileAsync = promisify(execFile);
-
-/**
- * Runs `rabbitmqctl` without blocking the event loop: a synchronous call would freeze this
- * process, so its clients could not even notice the broker going away.
- */
-export async function rabbitmqctl(...args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync('rabbitmqctl', args, { timeout: 120_000 });
-  return stdout;
 }
 
 /** Stops the RabbitMQ application for `downMs`, and always starts it again, even when stopping failed. */

@@ -106,3 +106,20 @@ describe('subscription hub: resuming after a cursor', () => {
     expect((await take(resumed, 1)).map((e) => e.id)).toEqual(['e5']);
   });
 });
+
+describe('subscription hub: a resuming subscriber cut off while it catches up', () => {
+  it('fails it with SUBSCRIBER_TOO_SLOW and closes the broker subscription it opened', async () => {
+    const broker = new CountingBroker();
+    const cursors = new SubscriptionHub(broker, silentLogger);
+    const live = await cursors.subscribe('orders');
+    await broker.publish(Array.from({ length: 6 }, (_, i) => makeEvent({ topic: 'orders', id: `e${i}` })));
+    const first = (await live.next()).value as DeliveredEvent;
+    await cursors.close();
+    const hub = new SubscriptionHub(broker, silentLogger, { bufferSize: 2 });
+    // Five events to replay, two may wait: nobody reads while it subscribes.
+    const resumed = await hub.subscribe('orders', { after: first.cursor });
+    await waitFor(() => broker.closedSubscriptions === 3, 1000, 'its own and the shared subscription closed');
+    await expect(resumed.next()).rejects.toBeInstanceOf(SubscriberOverflowError);
+    expect(hub.stats()).toEqual([]);
+  });
+});

@@ -11,7 +11,7 @@ import { describeOrigin, notBeforeOf, type RecordOrigin } from './messages.js';
 import { OffsetCommitter } from './offset-committer.js';
 import { OffsetTracker, type OffsetToCommit, type PartitionProgress } from './offset-tracker.js';
 import { consumerTopicSpecs, retryTopicOf, type ResolvedKafkaOptions } from './options.js';
-import { NewGroupPositioner, startOffsets } from './positioner.js';
+import { positionNewGroup, startOffsets } from './positioner.js';
 import type { KafkaPublisher } from './publisher.js';
 import { retryUntilDone, within } from '../../util/retrying.js';
 import type { TopicManager } from './topic-manager.js';
@@ -43,7 +43,6 @@ export class KafkaDurableConsumer implements ConsumerHandle {
   private readonly runner: DeliveryRunner;
   private readonly logger: Logger;
   private member: GroupMember | undefined;
-  private positioner: NewGroupPositioner | undefined;
   private retriesPaused = false;
   private readonly committer: OffsetCommitter;
   private closed: Promise<void> | undefined;
@@ -64,9 +63,9 @@ export class KafkaDurableConsumer implements ConsumerHandle {
   }
 
   /**
-   * Creates the topics, joins the group and positions it. Resolves once this member has its
-   * assignment and a brand-new group has its start committed, so nothing published after the
-   * call is missed; after `readyTimeoutMs` (Kafka down) it resolves anyway and keeps trying.
+   * Creates the topics, commits a brand-new group's start (so nothing published after the call
+   * is missed), then joins the group. Resolves once this member has its assignment; after
+   * `readyTimeoutMs` (Kafka down) it resolves anyway and keeps trying.
    */
   async start(): Promise<void> {
     const ready = await within(this.setUp(), this.deps.options.readyTimeoutMs);
@@ -103,12 +102,16 @@ export class KafkaDurableConsumer implements ConsumerHandle {
       },
     );
     if (!startAt || this.closing.signal.aborted) return;
+    const target = { groupId: this.name, topic: this.binding.topic, retryTopic: this.retryTopic, startAt };
+    await positionNewGroup(admin, target, this.closing.signal, this.logger);
+    if (this.closing.signal.aborted) return;
     const member = new GroupMember(
       this.deps.kafka,
       {
         groupId: this.name,
-        // The main topic's start is set by the positioner; "earliest" is only the fallback of a
-        // partition it could not position. The retry topic holds only this consumer's messages.
+        // The main topic's start was committed before joining; "earliest" applies to partitions
+        // with no commit, added to the topic after that (all their records came later). The
+        // retry topic holds only this consumer's messages.
         topics: [
           { topic: this.binding.topic, fromBeginning: true },
           { topic: this.retryTopic, fromBeginning: true },
@@ -121,19 +124,19 @@ export class KafkaDurableConsumer implements ConsumerHandle {
       this.logger,
     );
     this.member = member;
-    this.positioner = new NewGroupPositioner(member.consumer, admin, this.name, this.binding.topic, startAt, this.logger);
     member.start();
     await member.ready;
   }
 
-  private onJoin(assignment: Assignment): Promise<void> {
+  private onJoin(assignment: Assignment): void {
     const lost = this.progress.retain(assignment);
     this.delayed.dropFor(lost);
     // Held retries of lost partitions were dropped: whatever paused the retry topic is gone, and
     // kafkajs keeps a pause across a rebalance, so it is lifted here or never.
     if (this.retriesPaused) this.resumeRetries();
     this.logger.info({ assignment }, 'kafka consumer joined its group');
-    return this.positioner!.position(assignment[this.binding.topic] ?? [], this.closing.signal).finally(() => this.committer.schedule());
+    // Commits made between the rebalance and the join may have been dropped (see `retain`).
+    this.committer.schedule();
   }
 
   private async eachBatch({ batch, resolveOffset, heartbeat, pause, isRunning, isStale }: EachBatchPayload): Promise<void> {

@@ -1,5 +1,6 @@
 import type { GatewayEvent } from '../../events/event.js';
 import { randomUUID } from 'node:crypto';
+import { SETTING_DEFAULTS } from '../../config/config.js';
 import type { ConsumerBinding, DeliverySink, LogPosition, Settlement } from '../broker.js';
 import { TopicLog } from './topic-log.js';
 
@@ -114,7 +115,7 @@ type Listener = (event: GatewayEvent, position: LogPosition) => void;
 export interface MemoryHubOptions {
   /**
    * Events kept per subscribed topic for subscribers that resume (`TopicLog`).
-   * @default 10000
+   * @default the default of `MEMORY_RETAIN_EVENTS`
    */
   readonly retainEvents?: number;
 }
@@ -133,7 +134,7 @@ export class MemoryHub {
   private readonly retainEvents: number;
 
   constructor(options: MemoryHubOptions = {}) {
-    this.retainEvents = options.retainEvents ?? 10_000;
+    this.retainEvents = options.retainEvents ?? SETTING_DEFAULTS.brokers.memory.retainEvents;
   }
 
   publish(event: GatewayEvent): void {

@@ -1,6 +1,6 @@
 import type { ChannelModel } from 'amqplib';
 import { hostname } from 'node:os';
-import type { BrokerSettings } from '../../config/config.js';
+import { SETTING_DEFAULTS, type BrokerSettings } from '../../config/config.js';
 import {
   BrokerUnavailableError,
   ConfigError,
@@ -53,7 +53,7 @@ export interface RabbitMqTuning {
    * How long a topic's stream keeps its events for subscribers that resume (`x-max-age`: a number
    * and one of the units Y, M, D, h, m, s). A topic's `ttlMs` takes its place for that topic.
    * Changing it for an existing stream makes RabbitMQ refuse the declaration: delete the stream.
-   * @default '7D'
+   * @default the default of `RABBITMQ_STREAM_MAX_AGE`
    */
   streamMaxAge?: string;
   /**
@@ -65,7 +65,7 @@ export interface RabbitMqTuning {
   streamMaxSegmentSizeBytes?: number;
 }
 
-export type RabbitMqBrokerOptions = BrokerSettings['rabbitmq'] & { topics: BrokerSettings['topics'] } & RabbitMqTuning;
+export type RabbitMqBrokerOptions = Omit<BrokerSettings['rabbitmq'], keyof RabbitMqTuning> & { topics: BrokerSettings['topics'] } & RabbitMqTuning;
 
 /**
  * The gateway on RabbitMQ (amqplib, AMQP 0-9-1): events go to a durable topic exchange under
@@ -103,7 +103,7 @@ export class RabbitMqBroker implements Broker {
   constructor(options: RabbitMqBrokerOptions, logger: Logger) {
     this.logger = logger.child({ broker: 'rabbitmq' });
     this.topology = new Topology(options.exchange, options.topics, {
-      maxAge: options.streamMaxAge ?? '7D',
+      maxAge: options.streamMaxAge ?? SETTING_DEFAULTS.brokers.rabbitmq.streamMaxAge,
       maxSegmentSizeBytes: options.streamMaxSegmentSizeBytes ?? 8_000_000,
     });
     const connectionName = options.connectionName ?? `event-gateway ${hostname()} pid ${process.pid}`;

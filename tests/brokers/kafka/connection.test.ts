@@ -4,7 +4,7 @@ import type { GatewayEvent } from '../../../src/events/event.js';
 import { BrokerUnavailableError, ConfigError, PublishError } from '../../../src/errors.js';
 import { requireBroker } from '../../helpers/brokers.js';
 import { makeEvent, uniqueName, waitFor } from '../../helpers/events.js';
-import { brokersScript, createKafkaBroker, deleteTopicsCreatedByThisFile, KAFKA_HOST, KAFKA_PORT } from '../../helpers/kafka.js';
+import { createKafkaBroker, deleteTopicsCreatedByThisFile, KAFKA_HOST, KAFKA_PORT, startKafka, stopKafka } from '../../helpers/kafka.js';
 import { consumeWith } from '../../helpers/consume.js';
 
 /**
@@ -47,7 +47,7 @@ describe('Kafka connection', () => {
 if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
   deleteTopicsCreatedByThisFile();
   describe('Kafka broker restart', () => {
-    afterAll(() => brokersScript('start-kafka'), 200_000);
+    afterAll(() => startKafka(), 200_000);
 
     it('reports the outage, fails publishes meanwhile, and resumes subscriptions and consumers after it', async () => {
       const topic = uniqueName('outage');
@@ -67,7 +67,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
         await waitFor(() => live.length === 1 && handled.length === 1, 15_000, 'event before the outage');
 
         try {
-          await brokersScript('stop-kafka');
+          await stopKafka();
           await waitFor(() => !broker.status().connected, 15_000, 'status to show the outage');
           expect(broker.status().lastError).not.toBeNull();
           const during = makeEvent({ topic });
@@ -76,7 +76,7 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
           expect([...(failed as PublishError).failures.keys()]).toEqual([during.id]);
           expect((failed as PublishError).failures.get(during.id)).toMatchObject({ retryable: true });
         } finally {
-          await brokersScript('start-kafka');
+          await startKafka();
         }
 
         await waitFor(() => broker.status().connected, 30_000, 'status to show Kafka is back');

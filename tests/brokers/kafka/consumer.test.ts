@@ -177,5 +177,56 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       await waitFor(() => handled.includes(during.id) && handled.includes(after.id), 15_000, 'events after consume()');
       expect(handled).not.toContain(before.id);
     });
+
+    it('starts a new consumer two processes attach to at once: every event after the calls, none before, and the start survives a restart', async () => {
+      const topic = uniqueName('race');
+      const name = uniqueName('race');
+      const [first, second] = await Promise.all([connect(), connect()]);
+      const keys = Array.from({ length: 12 }, (_, i) => `k${i}`);
+      const before = keys.map((key) => makeEvent({ topic, key }));
+      await first!.publish(before);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+
+      const handled = new Set<string>();
+      const handler = async (delivery: Delivery): Promise<Settlement> => {
+        handled.add(delivery.event.id);
+        return ACK;
+      };
+      // Both attachments start together, as two gateway processes restarted at once would, while
+      // events keep arriving (on every partition: one key per partition at least).
+      let starting = true;
+      const during: string[] = [];
+      const publishing = (async () => {
+        for (let round = 0; starting; round++) {
+          const events = keys.map((key) => makeEvent({ topic, key: `${key}-${round}` }));
+          await second!.publish(events);
+          during.push(...events.map((e) => e.id));
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      })();
+      const handles = await Promise.all([first, second].map((broker) => consumeWith(broker!, { name, topic, prefetch: 5 }, handler)));
+      starting = false;
+      await publishing;
+      expect(during.length).toBeGreaterThan(0);
+
+      // The start is committed on every partition once the attachments run.
+      const committed = await withAdmin((admin) => admin.fetchOffsets({ groupId: name, topics: [topic] }));
+      expect(committed[0]!.partitions.map((p) => Number(p.offset) >= 0)).toEqual([true, true, true]);
+
+      const after = keys.map((key) => makeEvent({ topic, key }));
+      await first!.publish(after);
+      const expected = [...during, ...after.map((e) => e.id)];
+      await waitFor(() => expected.every((id) => handled.has(id)), 30_000, `${expected.length} events published after consume()`);
+      expect(before.filter((e) => handled.has(e.id))).toEqual([]);
+
+      // Stopped before the next event: both come back to where they were, not to a later "latest".
+      await waitFor(async () => (await handles[0]!.lag()) === 0, 15_000, 'lag 0');
+      await Promise.all(handles.map((handle) => handle.close()));
+      const whileStopped = makeEvent({ topic, key: 'k0' });
+      await first!.publish([whileStopped]);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await consumeWith(second!, { name, topic, prefetch: 5 }, handler);
+      await waitFor(() => handled.has(whileStopped.id), 15_000, 'event published while stopped');
+    });
   });
 }

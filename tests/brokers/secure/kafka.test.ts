@@ -8,7 +8,7 @@ import { captureLogs, everythingIn, expectNoSecrets, publishAndReceive, startGat
 import { hasKafkaJars, startSecureKafka, type SecureKafka } from '../../helpers/secure-brokers/kafka.js';
 import { createTestPki, hasOpenssl, writeSecretFile, type TestPki } from '../../helpers/secure-brokers/pki.js';
 
-if (process.env['CI'] && !hasKafkaJars()) throw new Error('Kafka jars are missing (scripts/brokers.sh up resolves them); CI is set, so this fails the run');
+if (process.env['CI'] && !hasKafkaJars()) throw new Error('Kafka jars are missing (npm run brokers up resolves them); CI is set, so this fails the run');
 
 function kafkaBroker(env: Record<string, string>, logger: Logger): KafkaBroker {
   const config = loadConfig({ BROKER: 'kafka', KAFKA_CLIENT_ID: uniqueName('secure'), KAFKA_PARTITIONS: '1', ...env });

@@ -1,11 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import kafkajs from 'kafkajs';
+import { harnessSettings } from '../../../scripts/brokers/index.js';
 import { waitFor } from '../events.js';
 import { freePort } from '../nats.js';
 import type { TestPki } from './pki.js';
@@ -13,15 +13,14 @@ import type { TestPki } from './pki.js';
 const { Kafka, logLevel } = kafkajs;
 const run = promisify(execFile);
 
-const KAFKA_VERSION = process.env['KAFKA_VERSION'] ?? '4.4.0';
-const CACHE_DIR = process.env['EVENT_GATEWAY_CACHE'] ?? join(homedir(), '.cache', 'event-gateway');
-/** The jars `scripts/brokers.sh up` resolves from Maven Central for the shared Kafka. */
-export const KAFKA_LIBS = join(CACHE_DIR, `kafka-${KAFKA_VERSION}`, 'libs');
-const JAVA = process.env['JAVA_HOME'] ? join(process.env['JAVA_HOME'], 'bin', 'java') : 'java';
+const { kafka: harnessKafka } = harnessSettings();
+/** The jars the broker harness (`npm run brokers up`) resolves from Maven Central for the shared Kafka. */
+export const KAFKA_LIBS = harnessKafka.libs;
+const JAVA = harnessKafka.java;
 const LOG4J_TOOLS = fileURLToPath(new URL('../../../scripts/kafka/log4j2-tools.properties', import.meta.url));
 const LOG4J_BROKER = fileURLToPath(new URL('../../../scripts/kafka/log4j2.properties', import.meta.url));
 
-/** Whether Kafka's jars are there (resolved by `scripts/brokers.sh up`). */
+/** Whether Kafka's jars are there (resolved by `npm run brokers up`, or the global setup of `npm test`). */
 export const hasKafkaJars = (): boolean => existsSync(join(KAFKA_LIBS, '.resolved'));
 
 /** SASL users of the secure Kafka: one per mechanism, each with a password of its own. */

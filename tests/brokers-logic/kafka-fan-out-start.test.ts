@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { startAfter, startFromEnd, type PartitionBounds } from '../../../src/brokers/kafka/fan-out-start.js';
-import { CursorExpiredError, InvalidCursorError } from '../../../src/errors.js';
+import { startAfter, startFromEnd, type PartitionBounds } from '../../src/brokers/kafka/fan-out-start.js';
+import { CursorExpiredError, InvalidCursorError } from '../../src/errors.js';
 
 const bounds: PartitionBounds[] = [
   { partition: 0, low: '0', high: '0' },
