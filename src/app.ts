@@ -180,9 +180,7 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
     },
 
     async stop() {
-      const closing = started
-        ? new Promise<void>((resolve) => server.close(() => resolve()))
-        : Promise.resolve();
+      const closing = started ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
       started = false;
       server.closeIdleConnections();
       deadLetterBus.close();

@@ -103,11 +103,7 @@ export class PublishError extends GatewayError {
   override readonly retryable: boolean;
   readonly failures: ReadonlyMap<string, Error>;
 
-  constructor(
-    message: string,
-    failures: ReadonlyMap<string, Error>,
-    options?: { cause?: unknown; retryable?: boolean },
-  ) {
+  constructor(message: string, failures: ReadonlyMap<string, Error>, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options);
     this.failures = failures;
     this.retryable = options?.retryable ?? true;

@@ -3,8 +3,8 @@ import { loadConfig } from './config/config.js';
 import { GatewayError } from './errors.js';
 
 async function main(): Promise<void> {
-  let app;
-  let stopTimeoutMs;
+  let app: ReturnType<typeof buildApp>;
+  let stopTimeoutMs: number;
   try {
     const config = loadConfig();
     stopTimeoutMs = config.stopTimeoutMs;

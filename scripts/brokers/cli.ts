@@ -3,18 +3,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { kafkaJarsResolved, kafkaToolInteractive } from './kafka-install.js';
-import {
-  brokersStatus,
-  brokersUp,
-  harnessSettings,
-  HarnessError,
-  printLog,
-  resetKafka,
-  startKafka,
-  statusLine,
-  stopKafka,
-  withKafkaLock,
-} from './index.js';
+import { brokersStatus, brokersUp, harnessSettings, HarnessError, printLog, resetKafka, startKafka, statusLine, stopKafka, withKafkaLock } from './index.js';
 
 const USAGE = `usage: npm run brokers <command>   (options for the command after a --: npm run brokers -- stop-kafka --kill)
 

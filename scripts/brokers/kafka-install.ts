@@ -41,10 +41,15 @@ export async function resolveKafka(kafka: KafkaSettings, log: Log): Promise<void
   const partial = join(kafka.home, 'libs.partial');
   rmSync(partial, { recursive: true, force: true });
   const args = [
-    '-B', '-q', '-f', POM,
+    '-B',
+    '-q',
+    '-f',
+    POM,
     'org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies',
-    '-DincludeScope=runtime', `-DoutputDirectory=${partial}`,
-    `-Dkafka.version=${kafka.version}`, `-Dlog4j.version=${kafka.log4jVersion}`,
+    '-DincludeScope=runtime',
+    `-DoutputDirectory=${partial}`,
+    `-Dkafka.version=${kafka.version}`,
+    `-Dlog4j.version=${kafka.log4jVersion}`,
   ];
   // cwd: keep anything Maven might write out of the git clone.
   const output = await run('mvn', args, { cwd: kafka.home, maxBuffer: 16 << 20 }).catch((error: unknown) => {
@@ -68,9 +73,13 @@ const withoutColours = (text: string) => stripVTControlCharacters(text);
 
 /** The JVM options of Kafka's command-line tools: short-lived, so a small heap and C1 only, which start faster. */
 export const kafkaToolJvm = (kafka: KafkaSettings, mainClass: string): string[] => [
-  '-Xmx128m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC',
+  '-Xmx128m',
+  '-XX:TieredStopAtLevel=1',
+  '-XX:+UseSerialGC',
   `-Dlog4j2.configurationFile=${TOOLS_LOG4J}`,
-  '-cp', join(kafka.libs, '*'), mainClass,
+  '-cp',
+  join(kafka.libs, '*'),
+  mainClass,
 ];
 
 /** Runs a Kafka command-line tool (main class + args) from the cached jars; resolves with its stdout. */
@@ -96,7 +105,10 @@ export async function prepareKafkaStorage(kafka: KafkaSettings, log: Log): Promi
   mkdirSync(kafka.data, { recursive: true });
   const template = readFileSync(join(KAFKA_ASSETS, 'server.properties.template'), 'utf8');
   const values: Record<string, string> = { DATA_DIR: kafka.data, PORT: String(kafka.port), CONTROLLER_PORT: String(kafka.controllerPort) };
-  writeFileSync(kafka.config, template.replace(/@([A-Z_]+)@/g, (whole, name: string) => values[name] ?? whole));
+  writeFileSync(
+    kafka.config,
+    template.replace(/@([A-Z_]+)@/g, (whole, name: string) => values[name] ?? whole),
+  );
   if (existsSync(join(kafka.data, 'meta.properties'))) {
     log(`kafka: reusing formatted store ${kafka.data} (topics and offsets kept; 'reset' wipes them)`);
     return;

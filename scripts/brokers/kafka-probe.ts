@@ -80,4 +80,8 @@ export async function kafkaAnswers(host: string, port: number): Promise<boolean>
   }
 }
 
-const succeeds = (promise: Promise<unknown>) => promise.then(() => true, () => false);
+const succeeds = (promise: Promise<unknown>) =>
+  promise.then(
+    () => true,
+    () => false,
+  );

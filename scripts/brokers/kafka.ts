@@ -21,7 +21,10 @@ export function kafkaPid(kafka: KafkaSettings): number | undefined {
 }
 
 /** The Kafka version a broker of ours runs, read from its classpath. */
-const pidVersion = (pid: number) => commandLine(pid)?.map((arg) => /\/kafka-([^/]+)\/libs\/\*$/.exec(arg)?.[1]).find(Boolean) ?? '?';
+const pidVersion = (pid: number) =>
+  commandLine(pid)
+    ?.map((arg) => /\/kafka-([^/]+)\/libs\/\*$/.exec(arg)?.[1])
+    .find(Boolean) ?? '?';
 
 /** Runs `change` holding the lock; the cache folder must be outside the git clone (it is big, and CI clones afresh). */
 export async function withKafkaLock<T>(settings: HarnessSettings, change: () => Promise<T>): Promise<T> {
@@ -79,10 +82,15 @@ function launch(kafka: KafkaSettings, log: Log): number {
   const child = spawn(
     kafka.java,
     [
-      ...kafka.heapOpts, ...kafka.jvmOpts,
-      '-XX:+ExitOnOutOfMemoryError', '-Djava.awt.headless=true',
+      ...kafka.heapOpts,
+      ...kafka.jvmOpts,
+      '-XX:+ExitOnOutOfMemoryError',
+      '-Djava.awt.headless=true',
       `-Dlog4j2.configurationFile=${join(KAFKA_ASSETS, 'log4j2.properties')}`,
-      '-cp', join(kafka.libs, '*'), 'kafka.Kafka', kafka.config,
+      '-cp',
+      join(kafka.libs, '*'),
+      'kafka.Kafka',
+      kafka.config,
     ],
     { detached: true, stdio: ['ignore', output, output] },
   );
@@ -113,7 +121,9 @@ async function waitReady(kafka: KafkaSettings, pid: number): Promise<void> {
 /** On a failed start: the errors first (the log's tail is often just metadata replay), then the tail itself. */
 function logExcerpt(kafka: KafkaSettings): string {
   if (!existsSync(kafka.logFile)) return '';
-  const lines = readFileSync(kafka.logFile, 'utf8').split('\n').map((line) => line.slice(0, 400));
+  const lines = readFileSync(kafka.logFile, 'utf8')
+    .split('\n')
+    .map((line) => line.slice(0, 400));
   const errors = lines.filter((line) => /^\[[^\]]*\] (ERROR|FATAL) |^([a-z]+\.)+[A-Za-z]*(Exception|Error)\b|^Caused by: /.test(line)).slice(0, 20);
   return [`---- errors in ${kafka.logFile} ----`, ...errors, `---- last 40 lines of ${kafka.logFile} ----`, ...lines.slice(-41), '----'].join('\n');
 }

@@ -115,7 +115,8 @@ function scopesFrom(claim: unknown): string[] {
 /** A short reason a client can act on, without echoing the token. */
 function jwtProblem(error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) return 'expired';
-  if (error instanceof joseErrors.JWTClaimValidationFailed) return `claim "${error.claim}" ${error.reason === 'check_failed' ? 'does not match' : error.reason}`;
+  if (error instanceof joseErrors.JWTClaimValidationFailed)
+    return `claim "${error.claim}" ${error.reason === 'check_failed' ? 'does not match' : error.reason}`;
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'algorithm not allowed';
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'signature does not verify';
   if (error instanceof joseErrors.JWSInvalid || error instanceof joseErrors.JWTInvalid) return 'malformed';

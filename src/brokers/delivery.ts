@@ -8,10 +8,7 @@ import type { Delivery } from './broker.js';
  * CloudEvent becomes a delivery with `invalid` set, which the pipeline dead-letters with its raw
  * body instead of crashing the consumer.
  */
-export function decodeDelivery(
-  body: Uint8Array | string,
-  context: DecodeContext & { attempt: number; messageId?: string | undefined },
-): Delivery {
+export function decodeDelivery(body: Uint8Array | string, context: DecodeContext & { attempt: number; messageId?: string | undefined }): Delivery {
   try {
     return { event: decodeEvent(body, context), attempt: context.attempt };
   } catch (error) {

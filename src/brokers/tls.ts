@@ -70,8 +70,7 @@ export function certificateRefusal(error: unknown, prefix: string, broker: strin
   // `reason`, or else the code, says it without.
   const { reason: openssl, code } = failure.error as { reason?: unknown; code?: string };
   const message = errorMessage(failure.error);
-  const reason =
-    typeof openssl === 'string' ? `${openssl} (${code})` : message.includes('SSL routines') ? String(code) : `${message} (${code})`;
+  const reason = typeof openssl === 'string' ? `${openssl} (${code})` : message.includes('SSL routines') ? String(code) : `${message} (${code})`;
   return failure.side === 'server'
     ? new BrokerAuthenticationError(`${prefix}CA_FILE: the TLS certificate of ${broker} at ${where} is not trusted: ${reason}`, { cause: error })
     : new BrokerAuthenticationError(`${prefix}CERT_FILE: ${broker} at ${where} refused the client certificate: ${reason}`, { cause: error });

@@ -166,7 +166,10 @@ function natsIssues(e: SecurityEnv): Issue[] {
       if (e[name]) issues.push([name, 'is TLS material, but NATS_TLS is false']);
     }
   }
-  for (const [value, file] of [['NATS_PASSWORD', 'NATS_PASSWORD_FILE'], ['NATS_TOKEN', 'NATS_TOKEN_FILE']] as const) {
+  for (const [value, file] of [
+    ['NATS_PASSWORD', 'NATS_PASSWORD_FILE'],
+    ['NATS_TOKEN', 'NATS_TOKEN_FILE'],
+  ] as const) {
     if (e[value] !== undefined && e[file] !== undefined) issues.push([value, `set ${value} or ${file}, not both`]);
   }
   const password = e.NATS_PASSWORD !== undefined || e.NATS_PASSWORD_FILE !== undefined;
@@ -279,7 +282,13 @@ function readText(variable: string, file: string): string {
   }
 }
 
-function readTls(prefix: string, caFile: string | undefined, certFile: string | undefined, keyFile: string | undefined, passphrase: string | undefined): TlsSettings {
+function readTls(
+  prefix: string,
+  caFile: string | undefined,
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  passphrase: string | undefined,
+): TlsSettings {
   const ca = caFile ? readCertificates(`${prefix}CA_FILE`, caFile) : undefined;
   if (!certFile || !keyFile) return { ca };
   const cert = readCertificates(`${prefix}CERT_FILE`, certFile);

@@ -51,7 +51,11 @@ export const settingsSchema = z.object({
       .optional(),
     '`postgres://user:password@host:5432/database`: use PostgreSQL instead of the SQLite file (migrations in `drizzle/postgres/` are applied at start); logged with the password masked',
   ),
-  broker: setting('BROKER', z.enum(BROKER_KINDS).default('memory'), '`memory`, `rabbitmq`, `kafka` or `nats`: the broker the relay, subscriptions and consumers use'),
+  broker: setting(
+    'BROKER',
+    z.enum(BROKER_KINDS).default('memory'),
+    '`memory`, `rabbitmq`, `kafka` or `nats`: the broker the relay, subscriptions and consumers use',
+  ),
   /** Read into `consumers`, `auth` and `brokers.topics`. */
   configFile: setting('GATEWAY_CONFIG', z.string().min(1).optional(), 'path of the JSON file declaring durable consumers, per-topic settings and `auth`'),
   logLevel: setting(
@@ -75,13 +79,22 @@ export const settingsSchema = z.object({
     int(1, 1_000_000).default(1000),
     "events waiting for one subscriber (past its socket's send buffer) before it is disconnected as too slow",
   ),
-  subscriberBufferBytes: setting('SUBSCRIBER_BUFFER_BYTES', int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024), 'bytes waiting for one subscriber, likewise'),
+  subscriberBufferBytes: setting(
+    'SUBSCRIBER_BUFFER_BYTES',
+    int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
+    'bytes waiting for one subscriber, likewise',
+  ),
   /** Web origins besides the gateway's own that browsers may call it from (CORS). */
   corsOrigins: setting(
     'CORS_ORIGINS',
     z
       .string()
-      .transform((list) => list.split(',').map((origin) => origin.trim()).filter(Boolean))
+      .transform((list) =>
+        list
+          .split(',')
+          .map((origin) => origin.trim())
+          .filter(Boolean),
+      )
       .pipe(z.array(z.string().refine(isOrigin, 'must be a comma-separated list of origins such as https://app.example.com (scheme, host and port only)')))
       .default([]),
     "web origins, comma-separated, besides the gateway's own, whose pages may call it from a browser (see [Browsers and other sites](#browsers-and-other-sites))",
@@ -100,45 +113,53 @@ export const settingsSchema = z.object({
     int(0, 3_600_000).default(25_000),
     'on SIGTERM/SIGINT, how long in-flight work may take before the process exits anyway',
   ),
-  relay: z.object({
-    batchSize: setting('RELAY_BATCH_SIZE', int(1, 10_000).default(256), 'most events per broker publish'),
-    pollIntervalMs: setting('RELAY_POLL_INTERVAL_MS', int(10, 3_600_000).default(2000), 'fallback poll for rows written by other processes'),
-    leaseMs: setting(
-      'RELAY_LEASE_MS',
-      int(1000, 3_600_000).default(30_000),
-      "how long a relay's claim on rows lasts; rows claimed by a relay that died are published by another after this",
-    ),
-    retentionMs: setting(
-      'OUTBOX_RETENTION_HOURS',
-      z.coerce.number().min(0).default(168).transform(hoursToMs),
-      'published outbox rows are deleted after this; `0` keeps them. The publish-side duplicate check (`id`) lasts as long',
-    ),
-  }).describe('Relay (outbox → broker)'),
+  relay: z
+    .object({
+      batchSize: setting('RELAY_BATCH_SIZE', int(1, 10_000).default(256), 'most events per broker publish'),
+      pollIntervalMs: setting('RELAY_POLL_INTERVAL_MS', int(10, 3_600_000).default(2000), 'fallback poll for rows written by other processes'),
+      leaseMs: setting(
+        'RELAY_LEASE_MS',
+        int(1000, 3_600_000).default(30_000),
+        "how long a relay's claim on rows lasts; rows claimed by a relay that died are published by another after this",
+      ),
+      retentionMs: setting(
+        'OUTBOX_RETENTION_HOURS',
+        z.coerce.number().min(0).default(168).transform(hoursToMs),
+        'published outbox rows are deleted after this; `0` keeps them. The publish-side duplicate check (`id`) lasts as long',
+      ),
+    })
+    .describe('Relay (outbox → broker)'),
   /** What one request or connection may ask of the server (see the README's Limits). */
-  limits: z.object({
-    /** Introspection (and GraphiQL, which needs it); off by default when NODE_ENV=production. */
-    introspection: setting(
-      'INTROSPECTION',
-      flag.optional().transform((value) => (value === undefined ? undefined : value === 'true')),
-      '`true` / `false`: introspection and GraphiQL',
-      { shownDefault: 'on (off in production)' },
-    ),
-    maxRequestBytes: setting('MAX_REQUEST_BYTES', int(1024, 256 * 1024 * 1024).default(1024 * 1024), 'largest request body (HTTP 413 `REQUEST_ENTITY_TOO_LARGE`)'),
-    /** Operations per batched HTTP request; 0 turns batching off. */
-    batchLimit: setting('BATCH_LIMIT', int(0, 1000).default(10), 'operations per batched HTTP request; `0` turns batching off'),
-    maxDepth: setting('GRAPHQL_MAX_DEPTH', int(1, 1000).default(8), 'deepest query (`QUERY_TOO_DEEP`)'),
-    maxCost: setting('GRAPHQL_MAX_COST', int(1, 10_000_000).default(5000), 'costliest query (`QUERY_TOO_COSTLY`)'),
-    maxAliases: setting('GRAPHQL_MAX_ALIASES', int(0, 10_000).default(15), 'aliases per operation (`TOO_MANY_ALIASES`)'),
-    maxDirectives: setting('GRAPHQL_MAX_DIRECTIVES', int(0, 10_000).default(50), 'directives per operation (`TOO_MANY_DIRECTIVES`)'),
-    maxTokens: setting('GRAPHQL_MAX_TOKENS', int(1, 1_000_000).default(1000), 'tokens per operation (`TOO_MANY_TOKENS`)'),
-    wsMaxPayloadBytes: setting('WS_MAX_PAYLOAD_BYTES', int(1024, 256 * 1024 * 1024).default(64 * 1024), 'largest WebSocket message (close 1009)'),
-    wsInitTimeoutMs: setting('WS_INIT_TIMEOUT_MS', int(1, 600_000).default(3000), 'how long a WebSocket may take to send `connection_init` (close 4408)'),
-    wsMaxSubscriptions: setting(
-      'WS_MAX_SUBSCRIPTIONS',
-      int(1, 10_000).default(20),
-      'operations per WebSocket; one more answers `TOO_MANY_SUBSCRIPTIONS` for that operation only',
-    ),
-  }).describe('Limits (see [Limits](#limits))'),
+  limits: z
+    .object({
+      /** Introspection (and GraphiQL, which needs it); off by default when NODE_ENV=production. */
+      introspection: setting(
+        'INTROSPECTION',
+        flag.optional().transform((value) => (value === undefined ? undefined : value === 'true')),
+        '`true` / `false`: introspection and GraphiQL',
+        { shownDefault: 'on (off in production)' },
+      ),
+      maxRequestBytes: setting(
+        'MAX_REQUEST_BYTES',
+        int(1024, 256 * 1024 * 1024).default(1024 * 1024),
+        'largest request body (HTTP 413 `REQUEST_ENTITY_TOO_LARGE`)',
+      ),
+      /** Operations per batched HTTP request; 0 turns batching off. */
+      batchLimit: setting('BATCH_LIMIT', int(0, 1000).default(10), 'operations per batched HTTP request; `0` turns batching off'),
+      maxDepth: setting('GRAPHQL_MAX_DEPTH', int(1, 1000).default(8), 'deepest query (`QUERY_TOO_DEEP`)'),
+      maxCost: setting('GRAPHQL_MAX_COST', int(1, 10_000_000).default(5000), 'costliest query (`QUERY_TOO_COSTLY`)'),
+      maxAliases: setting('GRAPHQL_MAX_ALIASES', int(0, 10_000).default(15), 'aliases per operation (`TOO_MANY_ALIASES`)'),
+      maxDirectives: setting('GRAPHQL_MAX_DIRECTIVES', int(0, 10_000).default(50), 'directives per operation (`TOO_MANY_DIRECTIVES`)'),
+      maxTokens: setting('GRAPHQL_MAX_TOKENS', int(1, 1_000_000).default(1000), 'tokens per operation (`TOO_MANY_TOKENS`)'),
+      wsMaxPayloadBytes: setting('WS_MAX_PAYLOAD_BYTES', int(1024, 256 * 1024 * 1024).default(64 * 1024), 'largest WebSocket message (close 1009)'),
+      wsInitTimeoutMs: setting('WS_INIT_TIMEOUT_MS', int(1, 600_000).default(3000), 'how long a WebSocket may take to send `connection_init` (close 4408)'),
+      wsMaxSubscriptions: setting(
+        'WS_MAX_SUBSCRIPTIONS',
+        int(1, 10_000).default(20),
+        'operations per WebSocket; one more answers `TOO_MANY_SUBSCRIPTIONS` for that operation only',
+      ),
+    })
+    .describe('Limits (see [Limits](#limits))'),
   /**
    * What the broker adapters read; each adapter takes its own part plus `topics`. URLs may carry
    * a password: log them only through `redactUrl`. TLS and credentials (`security`, by variable)
@@ -146,53 +167,77 @@ export const settingsSchema = z.object({
    */
   brokers: z.object({
     /** Events the memory broker keeps per subscribed topic for subscribers that resume. */
-    memory: z.object({
-      retainEvents: setting(
-        'MEMORY_RETAIN_EVENTS',
-        int(1, 10_000_000).default(10_000),
-        'with `BROKER=memory`: events kept per subscribed topic for subscribers that resume (`after`)',
-      ),
-    }).describe('Memory broker (`BROKER=memory`)'),
-    rabbitmq: z.object({
-      url: setting(
-        'RABBITMQ_URL',
-        z.string().regex(/^amqps?:\/\//, 'must be an amqp:// or amqps:// URL').default('amqp://guest:guest@127.0.0.1:5672'),
-        "RabbitMQ (`amqps://user:password@host:5671/vhost` for TLS, trusting the system's CAs unless `RABBITMQ_CA_FILE` is set); the password is masked in logs",
-      ),
-      exchange: setting('RABBITMQ_EXCHANGE', z.string().min(1).max(200).default('events'), 'the topic exchange events are published to'),
-      streamMaxAge: setting(
-        'RABBITMQ_STREAM_MAX_AGE',
-        z.string().regex(/^\d+[YMDhms]$/, 'must be a number and a unit: Y, M, D, h, m or s (e.g. "7D", "12h")').default('7D'),
-        "how long a subscribed topic's stream queue keeps events for subscribers that resume (`x-max-age`: a number and Y, M, D, h, m or s)",
-      ),
-      security: z.object(rabbitmqSecurityEnv),
-    }).describe('RabbitMQ (`BROKER=rabbitmq`); TLS and credentials: see [Broker TLS and credentials](#broker-tls-and-credentials)'),
-    kafka: z.object({
-      brokers: setting(
-        'KAFKA_BROKERS',
-        z
-          .string()
-          .regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'must be host:port[,host:port…]')
-          .default('127.0.0.1:9092')
-          .transform((list) => list.split(',')),
-        'bootstrap servers, `host:port[,host:port…]`',
-      ),
-      clientId: setting('KAFKA_CLIENT_ID', z.string().min(1).default('event-gateway'), 'kafkajs client id (also names subscription groups)'),
-      partitions: setting('KAFKA_PARTITIONS', int(1, 10_000).default(3), 'partitions of topics the gateway creates'),
-      compression: setting('KAFKA_COMPRESSION', z.enum(['none', 'gzip', 'snappy']).default('none'), '`none`, `gzip` or `snappy` for produced batches'),
-      security: z.object(kafkaSecurityEnv),
-    }).describe('Kafka (`BROKER=kafka`); TLS and credentials: see [Broker TLS and credentials](#broker-tls-and-credentials)'),
-    nats: z.object({
-      url: setting(
-        'NATS_URL',
-        z.string().regex(/^(nats|tls|wss?):\/\//, 'must be a nats:// URL').default('nats://127.0.0.1:4222'),
-        'the server (`tls://` requires TLS); `nats://user:password@host` or `nats://token@host` for credentials (one way to log in at a time: these count as one)',
-      ),
-      stream: setting('NATS_STREAM', z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, "_" or "-"').default('EVENTS'), 'the JetStream stream'),
-      jetstream: setting('NATS_JETSTREAM', z.enum(['required', 'off']).default('required'), '`off` runs on core NATS with at-most-once delivery'),
-      maxAgeMs: setting('NATS_MAX_AGE_MS', int(0, Number.MAX_SAFE_INTEGER).default(0), 'how long the stream keeps events; `0` keeps them forever'),
-      security: z.object(natsSecurityEnv),
-    }).describe('NATS (`BROKER=nats`); TLS and credentials: see [Broker TLS and credentials](#broker-tls-and-credentials)'),
+    memory: z
+      .object({
+        retainEvents: setting(
+          'MEMORY_RETAIN_EVENTS',
+          int(1, 10_000_000).default(10_000),
+          'with `BROKER=memory`: events kept per subscribed topic for subscribers that resume (`after`)',
+        ),
+      })
+      .describe('Memory broker (`BROKER=memory`)'),
+    rabbitmq: z
+      .object({
+        url: setting(
+          'RABBITMQ_URL',
+          z
+            .string()
+            .regex(/^amqps?:\/\//, 'must be an amqp:// or amqps:// URL')
+            .default('amqp://guest:guest@127.0.0.1:5672'),
+          "RabbitMQ (`amqps://user:password@host:5671/vhost` for TLS, trusting the system's CAs unless `RABBITMQ_CA_FILE` is set); the password is masked in logs",
+        ),
+        exchange: setting('RABBITMQ_EXCHANGE', z.string().min(1).max(200).default('events'), 'the topic exchange events are published to'),
+        streamMaxAge: setting(
+          'RABBITMQ_STREAM_MAX_AGE',
+          z
+            .string()
+            .regex(/^\d+[YMDhms]$/, 'must be a number and a unit: Y, M, D, h, m or s (e.g. "7D", "12h")')
+            .default('7D'),
+          "how long a subscribed topic's stream queue keeps events for subscribers that resume (`x-max-age`: a number and Y, M, D, h, m or s)",
+        ),
+        security: z.object(rabbitmqSecurityEnv),
+      })
+      .describe('RabbitMQ (`BROKER=rabbitmq`); TLS and credentials: see [Broker TLS and credentials](#broker-tls-and-credentials)'),
+    kafka: z
+      .object({
+        brokers: setting(
+          'KAFKA_BROKERS',
+          z
+            .string()
+            .regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'must be host:port[,host:port…]')
+            .default('127.0.0.1:9092')
+            .transform((list) => list.split(',')),
+          'bootstrap servers, `host:port[,host:port…]`',
+        ),
+        clientId: setting('KAFKA_CLIENT_ID', z.string().min(1).default('event-gateway'), 'kafkajs client id (also names subscription groups)'),
+        partitions: setting('KAFKA_PARTITIONS', int(1, 10_000).default(3), 'partitions of topics the gateway creates'),
+        compression: setting('KAFKA_COMPRESSION', z.enum(['none', 'gzip', 'snappy']).default('none'), '`none`, `gzip` or `snappy` for produced batches'),
+        security: z.object(kafkaSecurityEnv),
+      })
+      .describe('Kafka (`BROKER=kafka`); TLS and credentials: see [Broker TLS and credentials](#broker-tls-and-credentials)'),
+    nats: z
+      .object({
+        url: setting(
+          'NATS_URL',
+          z
+            .string()
+            .regex(/^(nats|tls|wss?):\/\//, 'must be a nats:// URL')
+            .default('nats://127.0.0.1:4222'),
+          'the server (`tls://` requires TLS); `nats://user:password@host` or `nats://token@host` for credentials (one way to log in at a time: these count as one)',
+        ),
+        stream: setting(
+          'NATS_STREAM',
+          z
+            .string()
+            .regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, "_" or "-"')
+            .default('EVENTS'),
+          'the JetStream stream',
+        ),
+        jetstream: setting('NATS_JETSTREAM', z.enum(['required', 'off']).default('required'), '`off` runs on core NATS with at-most-once delivery'),
+        maxAgeMs: setting('NATS_MAX_AGE_MS', int(0, Number.MAX_SAFE_INTEGER).default(0), 'how long the stream keeps events; `0` keeps them forever'),
+        security: z.object(natsSecurityEnv),
+      })
+      .describe('NATS (`BROKER=nats`); TLS and credentials: see [Broker TLS and credentials](#broker-tls-and-credentials)'),
   }),
   /** Whether spans are exported; trace context is propagated regardless. */
   tracing: z.object(otelEnv).describe('Tracing: the standard OpenTelemetry variables that turn span export on'),

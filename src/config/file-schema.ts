@@ -18,7 +18,7 @@ const webhookSecretSchema = z.string().regex(WEBHOOK_SECRET_PATTERN, 'must be "w
 const backoffSchema = z
   .strictObject({
     initialMs: int(0, 86_400_000).default(1000).describe('Delay before the first retry, in milliseconds.'),
-    maxMs: int(0, 86_400_000).default(60_000).describe('Longest delay between attempts (also caps a webhook\'s Retry-After), in milliseconds.'),
+    maxMs: int(0, 86_400_000).default(60_000).describe("Longest delay between attempts (also caps a webhook's Retry-After), in milliseconds."),
     multiplier: z.number().min(1).max(100).default(2).describe('Each retry waits this many times longer than the one before.'),
     jitter: z.number().min(0).max(1).default(0.2).describe('Random spread of each delay, as a fraction (0.2: ±20 %).'),
   })
@@ -28,7 +28,9 @@ const backoffSchema = z
 
 const webhookSchema = z
   .strictObject({
-    url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).describe('Receives a POST of the structured CloudEvent (application/cloudevents+json).'),
+    url: z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+      .describe('Receives a POST of the structured CloudEvent (application/cloudevents+json).'),
     timeoutMs: int(1, 300_000).default(5000).describe('A call that has not answered by then is cut off; that attempt failed.'),
     headers: z.record(z.string(), z.string()).default({}).describe('Extra request headers, e.g. an authorization token for the receiver.'),
     // The message never repeats the value.
@@ -51,9 +53,7 @@ const consumerSchema = z
     webhook: webhookSchema.optional(),
     maxAttempts: int(1, 1000).default(5).describe('Handler runs (the first included) before the event is dead-lettered.'),
     backoff: backoffSchema,
-    prefetch: int(1, 10_000)
-      .default(10)
-      .describe('Deliveries one gateway process handles at once; the broker holds up to twice as many for it.'),
+    prefetch: int(1, 10_000).default(10).describe('Deliveries one gateway process handles at once; the broker holds up to twice as many for it.'),
   })
   .describe('A durable consumer: bounded retries with backoff, idempotent, dead-letters what keeps failing.');
 

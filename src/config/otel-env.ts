@@ -15,7 +15,12 @@ export type TracesExporter = Exclude<(typeof TRACES_EXPORTERS)[number], 'none'>;
 const url = z.string().refine((value) => URL.canParse(value), 'must be a URL (http://collector:4318)');
 const exporterList = z
   .string()
-  .transform((list) => list.split(',').map((name) => name.trim()).filter(Boolean))
+  .transform((list) =>
+    list
+      .split(',')
+      .map((name) => name.trim())
+      .filter(Boolean),
+  )
   .pipe(z.array(z.enum(TRACES_EXPORTERS, { error: 'must be a comma-separated list of otlp, console or none' })));
 // The gateway ships the OTLP/HTTP protobuf exporter, the specification's default protocol.
 const protocol = z.literal('http/protobuf', { error: 'only http/protobuf is supported (OTLP over HTTP, port 4318)' });
@@ -53,7 +58,8 @@ export interface TracingSettings {
  * unset, when an OTLP endpoint is set; `OTEL_SDK_DISABLED=true` turns it off whatever else is set.
  */
 export function tracingSettings(e: OtelEnv): TracingSettings {
-  const endpoint = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (e.OTEL_EXPORTER_OTLP_ENDPOINT ? `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces` : undefined);
+  const endpoint =
+    e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (e.OTEL_EXPORTER_OTLP_ENDPOINT ? `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces` : undefined);
   let exporters: TracesExporter[];
   if (e.OTEL_SDK_DISABLED === 'true') exporters = [];
   else if (e.OTEL_TRACES_EXPORTER?.length) {

@@ -92,7 +92,10 @@ export class ConsumerManager {
     const results = await Promise.allSettled(
       [...this.consumers.values()].map(async (consumer) => {
         const pipeline = createPipeline(consumer.definition, consumer.stats, this.deps);
-        const runtime = new DeliveryRuntime(pipeline, { concurrency: consumer.definition.prefetch, logger: this.deps.logger.child({ consumer: consumer.definition.name }) });
+        const runtime = new DeliveryRuntime(pipeline, {
+          concurrency: consumer.definition.prefetch,
+          logger: this.deps.logger.child({ consumer: consumer.definition.name }),
+        });
         consumer.handle = await this.deps.broker.consume(consumer.binding, runtime);
         this.deps.logger.info(
           { consumer: consumer.definition.name, topic: consumer.definition.topic, handler: consumer.definition.description },

@@ -251,10 +251,7 @@ export const INVALID_MESSAGE_TYPE = 'gateway.invalid-message';
  * Stand-in for a message that could not be decoded, so that it can be dead-lettered and shown
  * in the DLQ with its raw body rather than dropped.
  */
-export function undecodableEvent(
-  body: Uint8Array | string,
-  context: DecodeContext & { messageId?: string | undefined },
-): GatewayEvent {
+export function undecodableEvent(body: Uint8Array | string, context: DecodeContext & { messageId?: string | undefined }): GatewayEvent {
   const raw = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
   return {
     id: context.messageId ?? `invalid-${crypto.randomUUID()}`,

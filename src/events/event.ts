@@ -55,17 +55,14 @@ export const TOPIC_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
  */
 export const TYPE_PATTERN = /^[A-Za-z0-9_:/-]+(\.[A-Za-z0-9_:/-]+)*$/;
 
-export const topicSchema = z
-  .string()
-  .regex(TOPIC_PATTERN, 'topic must be 1-100 letters, digits, "_" or "-", starting with a letter or digit');
+export const topicSchema = z.string().regex(TOPIC_PATTERN, 'topic must be 1-100 letters, digits, "_" or "-", starting with a letter or digit');
 
 export const typeSchema = z
   .string()
   .max(200, 'type must be at most 200 characters')
   .regex(TYPE_PATTERN, 'type must be dot-separated words of letters, digits, "_", ":", "/" or "-"');
 
-const shortText = (name: string, max: number) =>
-  z.string().min(1, `${name} must not be empty`).max(max, `${name} must be at most ${max} characters`);
+const shortText = (name: string, max: number) => z.string().min(1, `${name} must not be empty`).max(max, `${name} must be at most ${max} characters`);
 
 export const eventIdSchema = shortText('id', 200);
 export const sourceSchema = shortText('source', 500);
@@ -123,16 +120,14 @@ const extensionValueSchema = z.union(
 );
 
 /** Extension attributes given at publish: valid CloudEvents names that the gateway does not reserve. */
-export const extensionsSchema = z
-  .record(z.string(), extensionValueSchema)
-  .superRefine((extensions, ctx) => {
-    const names = Object.keys(extensions);
-    if (names.length > MAX_EXTENSIONS) ctx.addIssue({ code: 'custom', message: `at most ${MAX_EXTENSIONS} extension attributes` });
-    for (const name of names) {
-      const problem = extensionNameProblem(name);
-      if (problem) ctx.addIssue({ code: 'custom', path: [name], message: problem });
-    }
-  });
+export const extensionsSchema = z.record(z.string(), extensionValueSchema).superRefine((extensions, ctx) => {
+  const names = Object.keys(extensions);
+  if (names.length > MAX_EXTENSIONS) ctx.addIssue({ code: 'custom', message: `at most ${MAX_EXTENSIONS} extension attributes` });
+  for (const name of names) {
+    const problem = extensionNameProblem(name);
+    if (problem) ctx.addIssue({ code: 'custom', path: [name], message: problem });
+  }
+});
 
 function extensionNameProblem(name: string): string | null {
   if (!ATTRIBUTE_NAME_PATTERN.test(name)) return 'an extension name is lowercase letters a-z and digits only (CloudEvents)';

@@ -168,10 +168,9 @@ export class EventPublisher {
     };
     const size = encodeEvent(event).byteLength;
     if (size > this.options.maxEventBytes) {
-      throw new PayloadTooLargeError(
-        `${where}: event is ${size} bytes, over the limit of ${this.options.maxEventBytes} bytes`,
-        { details: { field: `${where}.data`, size, limit: this.options.maxEventBytes } },
-      );
+      throw new PayloadTooLargeError(`${where}: event is ${size} bytes, over the limit of ${this.options.maxEventBytes} bytes`, {
+        details: { field: `${where}.data`, size, limit: this.options.maxEventBytes },
+      });
     }
     return event;
   }

@@ -137,56 +137,138 @@ function watch(registry: Registry, sources: MetricSources, live: Readonly<Record
     onError: (error) => logger.warn({ err: error }, 'metrics: could not read consumer lag'),
   });
 
-  define('gauge', 'gateway_store_up', '1 when the store answered the outbox and dead-letter counts of this scrape, 0 when it failed or did not answer within 2 s (those series are then left out).', [], async (set) =>
-    set({}, (await storeReading.get()) ? 1 : 0),
+  define(
+    'gauge',
+    'gateway_store_up',
+    '1 when the store answered the outbox and dead-letter counts of this scrape, 0 when it failed or did not answer within 2 s (those series are then left out).',
+    [],
+    async (set) => set({}, (await storeReading.get()) ? 1 : 0),
   );
-  define('gauge', 'gateway_outbox_rows', 'Outbox rows by status: PENDING (waiting for the relay), PUBLISHED (kept for OUTBOX_RETENTION_HOURS), FAILED (refused by the broker for good).', ['status'], async (set) => {
-    const reading = await storeReading.get();
-    if (reading) for (const status of OUTBOX_STATUSES) set({ status }, reading.outbox.counts[status]);
-  });
-  define('gauge', 'gateway_outbox_oldest_pending_age_seconds', 'Age of the oldest PENDING outbox row (first in commit order); 0 when none is pending.', [], async (set) => {
-    const reading = await storeReading.get();
-    const oldest = reading?.outbox.oldestPendingAt;
-    if (reading) set({}, oldest ? Math.max(0, Date.now() - oldest.getTime()) / 1000 : 0);
-  });
-  define('gauge', 'gateway_dead_letters', 'Dead letters in the store by consumer and status (DEAD, REPLAYED, DISCARDED).', ['consumer', 'status'], async (set) => {
-    const reading = await storeReading.get();
-    for (const [status, byConsumer] of reading?.dead ?? []) for (const [consumer, n] of byConsumer) set({ consumer, status }, n);
-  });
-
-  define('counter', 'gateway_relay_published_total', 'Events this process relayed from the outbox and the broker confirmed.', [], (set) => set({}, relay.stats.published));
-  define('counter', 'gateway_relay_publish_failures_total', 'Publish attempts of single events that failed (the row stays PENDING for a retry, or becomes FAILED).', [], (set) =>
-    set({}, relay.stats.failed),
+  define(
+    'gauge',
+    'gateway_outbox_rows',
+    'Outbox rows by status: PENDING (waiting for the relay), PUBLISHED (kept for OUTBOX_RETENTION_HOURS), FAILED (refused by the broker for good).',
+    ['status'],
+    async (set) => {
+      const reading = await storeReading.get();
+      if (reading) for (const status of OUTBOX_STATUSES) set({ status }, reading.outbox.counts[status]);
+    },
   );
-  define('gauge', 'gateway_relay_circuit_state', "The relay's circuit breaker per broker: 1 for its current state (CLOSED, OPEN, HALF_OPEN), 0 for the others.", ['broker', 'state'], (set) => {
-    for (const state of CIRCUIT_STATES) set({ broker: broker.kind, state }, relay.breaker.state === state ? 1 : 0);
-  });
-  define('gauge', 'gateway_broker_connected', '1 while the broker connection is up.', ['broker'], (set) => set({ broker: broker.kind }, broker.status().connected ? 1 : 0));
+  define(
+    'gauge',
+    'gateway_outbox_oldest_pending_age_seconds',
+    'Age of the oldest PENDING outbox row (first in commit order); 0 when none is pending.',
+    [],
+    async (set) => {
+      const reading = await storeReading.get();
+      const oldest = reading?.outbox.oldestPendingAt;
+      if (reading) set({}, oldest ? Math.max(0, Date.now() - oldest.getTime()) / 1000 : 0);
+    },
+  );
+  define(
+    'gauge',
+    'gateway_dead_letters',
+    'Dead letters in the store by consumer and status (DEAD, REPLAYED, DISCARDED).',
+    ['consumer', 'status'],
+    async (set) => {
+      const reading = await storeReading.get();
+      for (const [status, byConsumer] of reading?.dead ?? []) for (const [consumer, n] of byConsumer) set({ consumer, status }, n);
+    },
+  );
 
-  const perConsumer = (field: 'processed' | 'retried' | 'deadLettered'): Reader => (set) => {
-    for (const { consumer, totals } of consumers.totals()) set({ consumer }, totals[field]);
-  };
-  define('counter', 'gateway_consumer_processed_total', 'Deliveries a durable consumer in this process acknowledged: handled, or skipped as already handled or of a type it does not take.', ['consumer'], perConsumer('processed'));
-  define('counter', 'gateway_consumer_retried_total', 'Deliveries whose attempt failed and that will be tried again, per consumer, in this process.', ['consumer'], perConsumer('retried'));
-  define('counter', 'gateway_consumer_dead_lettered_total', 'Deliveries given up on and recorded as dead letters, per consumer, in this process.', ['consumer'], perConsumer('deadLettered'));
+  define('counter', 'gateway_relay_published_total', 'Events this process relayed from the outbox and the broker confirmed.', [], (set) =>
+    set({}, relay.stats.published),
+  );
+  define(
+    'counter',
+    'gateway_relay_publish_failures_total',
+    'Publish attempts of single events that failed (the row stays PENDING for a retry, or becomes FAILED).',
+    [],
+    (set) => set({}, relay.stats.failed),
+  );
+  define(
+    'gauge',
+    'gateway_relay_circuit_state',
+    "The relay's circuit breaker per broker: 1 for its current state (CLOSED, OPEN, HALF_OPEN), 0 for the others.",
+    ['broker', 'state'],
+    (set) => {
+      for (const state of CIRCUIT_STATES) set({ broker: broker.kind, state }, relay.breaker.state === state ? 1 : 0);
+    },
+  );
+  define('gauge', 'gateway_broker_connected', '1 while the broker connection is up.', ['broker'], (set) =>
+    set({ broker: broker.kind }, broker.status().connected ? 1 : 0),
+  );
+
+  const perConsumer =
+    (field: 'processed' | 'retried' | 'deadLettered'): Reader =>
+    (set) => {
+      for (const { consumer, totals } of consumers.totals()) set({ consumer }, totals[field]);
+    };
+  define(
+    'counter',
+    'gateway_consumer_processed_total',
+    'Deliveries a durable consumer in this process acknowledged: handled, or skipped as already handled or of a type it does not take.',
+    ['consumer'],
+    perConsumer('processed'),
+  );
+  define(
+    'counter',
+    'gateway_consumer_retried_total',
+    'Deliveries whose attempt failed and that will be tried again, per consumer, in this process.',
+    ['consumer'],
+    perConsumer('retried'),
+  );
+  define(
+    'counter',
+    'gateway_consumer_dead_lettered_total',
+    'Deliveries given up on and recorded as dead letters, per consumer, in this process.',
+    ['consumer'],
+    perConsumer('deadLettered'),
+  );
   define('gauge', 'gateway_consumer_retrying', 'Events waiting for another attempt in this process, per consumer.', ['consumer'], (set) => {
     for (const { consumer, retrying } of consumers.totals()) set({ consumer }, retrying);
   });
-  define('gauge', 'gateway_consumer_lag_messages', "Messages waiting for a consumer at the broker, as the broker tells it (left out where it cannot, or not within 1.5 s).", ['consumer'], async (set) => {
-    for (const [consumer, lag] of (await lags.get()) ?? []) if (lag !== null) set({ consumer }, lag);
-  });
+  define(
+    'gauge',
+    'gateway_consumer_lag_messages',
+    'Messages waiting for a consumer at the broker, as the broker tells it (left out where it cannot, or not within 1.5 s).',
+    ['consumer'],
+    async (set) => {
+      for (const [consumer, lag] of (await lags.get()) ?? []) if (lag !== null) set({ consumer }, lag);
+    },
+  );
 
-  define('gauge', 'gateway_connections', 'Open subscriber connections: WebSocket connections, and SSE responses (one per subscription).', ['transport'], (set) => {
-    set({ transport: 'websocket' }, sources.websockets());
-    set({ transport: 'sse' }, live.sse);
-  });
+  define(
+    'gauge',
+    'gateway_connections',
+    'Open subscriber connections: WebSocket connections, and SSE responses (one per subscription).',
+    ['transport'],
+    (set) => {
+      set({ transport: 'websocket' }, sources.websockets());
+      set({ transport: 'sse' }, live.sse);
+    },
+  );
   define('gauge', 'gateway_subscriptions', 'Live GraphQL subscriptions by transport.', ['transport'], (set) => {
     for (const transport of TRANSPORTS) set({ transport }, live[transport]);
   });
-  define('gauge', 'gateway_subscription_groups', '`events` subscriptions grouped by identical operation: each group executes an event once for all its members.', [], (set) =>
-    set({}, groups.stats().reduce((n, topic) => n + topic.groups, 0)),
+  define(
+    'gauge',
+    'gateway_subscription_groups',
+    '`events` subscriptions grouped by identical operation: each group executes an event once for all its members.',
+    [],
+    (set) =>
+      set(
+        {},
+        groups.stats().reduce((n, topic) => n + topic.groups, 0),
+      ),
   );
-  define('gauge', 'gateway_subscription_topics', 'Topics with a live broker subscription in this process (one each, shared by its subscribers).', [], (set) => set({}, hub.stats().length));
-  define('counter', 'gateway_subscription_executions_total', 'Executions of a subscription selection for an event (one per group and event).', [], (set) => set({}, groups.totals.executions));
-  define('counter', 'gateway_subscription_deliveries_total', 'Events handed to subscribers (one per member and event).', [], (set) => set({}, groups.totals.deliveries));
+  define('gauge', 'gateway_subscription_topics', 'Topics with a live broker subscription in this process (one each, shared by its subscribers).', [], (set) =>
+    set({}, hub.stats().length),
+  );
+  define('counter', 'gateway_subscription_executions_total', 'Executions of a subscription selection for an event (one per group and event).', [], (set) =>
+    set({}, groups.totals.executions),
+  );
+  define('counter', 'gateway_subscription_deliveries_total', 'Events handed to subscribers (one per member and event).', [], (set) =>
+    set({}, groups.totals.deliveries),
+  );
 }

@@ -128,8 +128,7 @@ export class Relay implements OutboxTaker {
     };
     this.breaker = new CircuitBreaker({
       ...options.circuitBreaker,
-      onStateChange: (state, reason) =>
-        deps.logger.warn({ broker: deps.broker.kind, circuit: state, reason }, `relay circuit ${state}`),
+      onStateChange: (state, reason) => deps.logger.warn({ broker: deps.broker.kind, circuit: state, reason }, `relay circuit ${state}`),
     });
   }
 

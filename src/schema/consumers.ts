@@ -33,18 +33,19 @@ builder.queryFields((t) => ({
     type: [ConsumerStatusRef],
     resolve: (_, __, ctx) => ctx.services.consumers.statuses(),
   }),
-  processedMessages: t.connection({
-    authScopes: { admin: true },
-    type: ProcessedMessage,
-    description: 'Events a consumer handled, newest first.',
-    args: { consumer: t.arg.string({ required: true }) },
-    resolve: (_, args, ctx) =>
-      resolveCursorConnection({ args, toCursor: processedMessageCursor }, (page: ResolveCursorConnectionArgs) =>
-        ctx.services.processed.list(args.consumer, page),
-      ),
-  },
-  { name: 'ProcessedMessageConnection' },
-  { name: 'ProcessedMessageEdge' },
+  processedMessages: t.connection(
+    {
+      authScopes: { admin: true },
+      type: ProcessedMessage,
+      description: 'Events a consumer handled, newest first.',
+      args: { consumer: t.arg.string({ required: true }) },
+      resolve: (_, args, ctx) =>
+        resolveCursorConnection({ args, toCursor: processedMessageCursor }, (page: ResolveCursorConnectionArgs) =>
+          ctx.services.processed.list(args.consumer, page),
+        ),
+    },
+    { name: 'ProcessedMessageConnection' },
+    { name: 'ProcessedMessageEdge' },
   ),
   processedMessage: t.field({
     authScopes: { admin: true },

@@ -1,5 +1,5 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
-import { DEAD_LETTER_STATUSES, deadLetterCursor, deadLetterEvent, type DeadLetterRow } from '../store/dead-letter-repository.js';
+import { type DEAD_LETTER_STATUSES, deadLetterCursor, deadLetterEvent, type DeadLetterRow } from '../store/dead-letter-repository.js';
 import { builder } from './builder.js';
 import { EventRef } from './events.js';
 import { parseId } from './ids.js';
@@ -27,25 +27,23 @@ export const DeadLetterRef = builder.objectRef<DeadLetterRow>('DeadLetter').impl
 });
 
 builder.queryFields((t) => ({
-  deadLetters: t.connection({
-    authScopes: { admin: true },
-    type: DeadLetterRef,
-    description: 'Dead letters, newest first.',
-    args: {
-      consumer: t.arg.string(),
-      topic: t.arg.string(),
-      status: t.arg({ type: DeadLetterStatus }),
-    },
-    resolve: (_, args, ctx) =>
-      resolveCursorConnection({ args, toCursor: deadLetterCursor }, (page: ResolveCursorConnectionArgs) =>
-        ctx.services.deadLetters.list(
-          { consumer: args.consumer ?? undefined, topic: args.topic ?? undefined, status: args.status ?? undefined },
-          page,
+  deadLetters: t.connection(
+    {
+      authScopes: { admin: true },
+      type: DeadLetterRef,
+      description: 'Dead letters, newest first.',
+      args: {
+        consumer: t.arg.string(),
+        topic: t.arg.string(),
+        status: t.arg({ type: DeadLetterStatus }),
+      },
+      resolve: (_, args, ctx) =>
+        resolveCursorConnection({ args, toCursor: deadLetterCursor }, (page: ResolveCursorConnectionArgs) =>
+          ctx.services.deadLetters.list({ consumer: args.consumer ?? undefined, topic: args.topic ?? undefined, status: args.status ?? undefined }, page),
         ),
-      ),
-  },
-  { name: 'DeadLetterConnection' },
-  { name: 'DeadLetterEdge' },
+    },
+    { name: 'DeadLetterConnection' },
+    { name: 'DeadLetterEdge' },
   ),
   deadLetter: t.field({
     authScopes: { admin: true },
@@ -79,8 +77,7 @@ builder.subscriptionFields((t) => ({
     type: DeadLetterRef,
     description: 'Each new dead letter in this gateway process, optionally of one consumer.',
     args: { consumer: t.arg.string() },
-    subscribe: (_, { consumer }, ctx) =>
-      ctx.services.deadLetterBus.subscribe((row) => !consumer || row.consumer === consumer),
+    subscribe: (_, { consumer }, ctx) => ctx.services.deadLetterBus.subscribe((row) => !consumer || row.consumer === consumer),
     resolve: (row) => row,
   }),
 }));

@@ -117,7 +117,7 @@ builder.subscriptionFields((t) => ({
   events: t.field({
     type: EventRef,
     description:
-      'Live events of a topic as the broker delivers them, optionally only some types; with `after` (an event\'s `cursor`), the events after it first, then live ones, nothing missed or repeated (`CURSOR_EXPIRED` when the broker no longer keeps them). Needs `subscribe:<topic>.*`, or `subscribe:<topic>.<type>` for each listed type.',
+      "Live events of a topic as the broker delivers them, optionally only some types; with `after` (an event's `cursor`), the events after it first, then live ones, nothing missed or repeated (`CURSOR_EXPIRED` when the broker no longer keeps them). Needs `subscribe:<topic>.*`, or `subscribe:<topic>.<type>` for each listed type.",
     args: {
       topic: t.arg.string({ required: true, validate: topicSchema }),
       types: t.arg.stringList(),

@@ -1,6 +1,6 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import { ConflictError, NotFoundError } from '../errors.js';
-import { OUTBOX_STATUSES, outboxCursor, outboxRowToEvent, type OutboxRow } from '../store/outbox-repository.js';
+import { type OUTBOX_STATUSES, outboxCursor, outboxRowToEvent, type OutboxRow } from '../store/outbox-repository.js';
 import { builder } from './builder.js';
 import { EventRef } from './events.js';
 import { parseId } from './ids.js';
@@ -32,19 +32,19 @@ const OutboxEntry = builder.objectRef<OutboxRow>('OutboxEntry').implement({
 });
 
 builder.queryFields((t) => ({
-  outbox: t.connection({
-    authScopes: { admin: true },
-    type: OutboxEntry,
-    description: 'Outbox entries, oldest first.',
-    args: { status: t.arg({ type: OutboxStatus }) },
-    resolve: (_, args, ctx) =>
-      resolveCursorConnection(
-        { args, toCursor: outboxCursor },
-        (page: ResolveCursorConnectionArgs) => ctx.services.outbox.list({ status: args.status ?? undefined }, page),
-      ),
-  },
-  { name: 'OutboxConnection' },
-  { name: 'OutboxEdge' },
+  outbox: t.connection(
+    {
+      authScopes: { admin: true },
+      type: OutboxEntry,
+      description: 'Outbox entries, oldest first.',
+      args: { status: t.arg({ type: OutboxStatus }) },
+      resolve: (_, args, ctx) =>
+        resolveCursorConnection({ args, toCursor: outboxCursor }, (page: ResolveCursorConnectionArgs) =>
+          ctx.services.outbox.list({ status: args.status ?? undefined }, page),
+        ),
+    },
+    { name: 'OutboxConnection' },
+    { name: 'OutboxEdge' },
   ),
   outboxEntry: t.field({
     authScopes: { admin: true },

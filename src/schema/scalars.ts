@@ -54,7 +54,9 @@ function assertJson(value: unknown, path: string, depth = 0): void {
     return;
   }
   if (Array.isArray(value)) {
-    value.forEach((v, i) => assertJson(v, `${path}[${i}]`, depth + 1));
+    value.forEach((v, i) => {
+      assertJson(v, `${path}[${i}]`, depth + 1);
+    });
     return;
   }
   if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {

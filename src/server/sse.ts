@@ -68,7 +68,9 @@ export function sseFrames(stream: AsyncIterator<SseItem | object>, fetchAPI: Fet
         clearInterval(ping);
         const code = error instanceof GatewayError && error.expose ? error.code : 'INTERNAL_SERVER_ERROR';
         const message = error instanceof GatewayError && error.expose ? error.message : 'Unexpected error.';
-        controller.enqueue(encoder.encode(`event: next\ndata: ${JSON.stringify({ errors: [{ message, extensions: { code } }] })}\n\nevent: complete\ndata:\n\n`));
+        controller.enqueue(
+          encoder.encode(`event: next\ndata: ${JSON.stringify({ errors: [{ message, extensions: { code } }] })}\n\nevent: complete\ndata:\n\n`),
+        );
         controller.close();
       }
     },

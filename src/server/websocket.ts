@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { type DocumentNode, type ExecutionArgs, GraphQLError } from 'graphql';
 import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer } from 'graphql-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -78,7 +78,8 @@ export function attachWebSocket(server: Server, options: WebSocketOptions) {
     // Per-message deflate costs memory per socket and CPU per frame; events are small JSON.
     perMessageDeflate: false,
     // Without this, any web page its user visits could read events through a gateway on localhost.
-    verifyClient: (info, accept) => accept(options.origins.allowsUpgrade(info.req.headers), 403, 'Forbidden: cross-site WebSocket from an origin not in CORS_ORIGINS'),
+    verifyClient: (info, accept) =>
+      accept(options.origins.allowsUpgrade(info.req.headers), 403, 'Forbidden: cross-site WebSocket from an origin not in CORS_ORIGINS'),
   });
 
   const protocol = makeServer<Record<string, unknown> | undefined, SocketExtra>({
@@ -125,7 +126,7 @@ export function attachWebSocket(server: Server, options: WebSocketOptions) {
         principal: ctx.extra.principal,
         [WS_OPERATION]: operation,
       });
-      let document;
+      let document: DocumentNode;
       try {
         document = parse(payload.query);
       } catch (error) {

@@ -126,9 +126,11 @@ function useGraphQLErrorCodes(): Plugin {
     }
   };
   return {
-    onValidate: () => ({ result }) => {
-      if (result.length > 0) withCode(result, 'GRAPHQL_VALIDATION_FAILED');
-    },
+    onValidate:
+      () =>
+      ({ result }) => {
+        if (result.length > 0) withCode(result, 'GRAPHQL_VALIDATION_FAILED');
+      },
     onExecute: () => ({
       onExecuteDone: ({ result }) => {
         // No `data` at all means the request was refused before any resolver ran: bad variables.

@@ -32,8 +32,7 @@ export interface ProcessedMessageRepository {
   prune(before: number, batchSize: number): Promise<number>;
 }
 
-export const processedMessageCursor = (row: ProcessedMessageRow) =>
-  encodeCursor('processed', `${row.processedAt.getTime()}:${row.eventId}`);
+export const processedMessageCursor = (row: ProcessedMessageRow) => encodeCursor('processed', `${row.processedAt.getTime()}:${row.eventId}`);
 
 /** The position a processed-message cursor names: (processedAt, eventId), newest first. */
 export function parseProcessedCursor(cursor: string | undefined): { at: number; eventId: string } | undefined {

@@ -126,14 +126,18 @@ export class SubscriptionGroups {
     try {
       await group.attachment;
       if (after) {
-        own = await this.hub.attach(topic, (delivered) => {
-          this.totals.deliveries++;
-          sink.next(group.execute(delivered), delivered.cursor);
-        }, {
-          types,
-          after,
-          onCaughtUp: goLive,
-        });
+        own = await this.hub.attach(
+          topic,
+          (delivered) => {
+            this.totals.deliveries++;
+            sink.next(group.execute(delivered), delivered.cursor);
+          },
+          {
+            types,
+            after,
+            onCaughtUp: goLive,
+          },
+        );
       } else {
         goLive();
       }
@@ -201,7 +205,8 @@ export class SubscriptionGroups {
       if (!node) return undefined;
       if (node.kind === Kind.VARIABLE) return variables[node.name.value];
       if (node.kind === Kind.STRING) return node.value;
-      if (node.kind === Kind.LIST) return node.values.map((v) => (v.kind === Kind.STRING ? v.value : v.kind === Kind.VARIABLE ? variables[v.name.value] : undefined));
+      if (node.kind === Kind.LIST)
+        return node.values.map((v) => (v.kind === Kind.STRING ? v.value : v.kind === Kind.VARIABLE ? variables[v.name.value] : undefined));
       return undefined;
     };
     const topic = argument('topic') as string;
@@ -236,12 +241,16 @@ export class SubscriptionGroups {
         return executeOnce(args, delivered, this.logger);
       },
     };
-    group.attachment = this.hub.attach(topic, (delivered) => {
-      if (group.members.size === 0) return;
-      const payload = group.execute(delivered);
-      this.totals.deliveries += group.members.size;
-      for (const member of group.members) member.sink.next(payload, delivered.cursor);
-    }, { types });
+    group.attachment = this.hub.attach(
+      topic,
+      (delivered) => {
+        if (group.members.size === 0) return;
+        const payload = group.execute(delivered);
+        this.totals.deliveries += group.members.size;
+        for (const member of group.members) member.sink.next(payload, delivered.cursor);
+      },
+      { types },
+    );
     group.attachment.catch(() => undefined);
     this.groups.set(key, group);
     return group;

@@ -278,7 +278,12 @@ export class SubscriptionHub {
   private releaseIfUnused(topic: string, feed: TopicFeed): void {
     if (feed.listeners.size > 0 || this.topics.get(topic) !== feed) return;
     this.topics.delete(topic);
-    this.track(feed.ready.then((subscription) => subscription.close(), () => undefined));
+    this.track(
+      feed.ready.then(
+        (subscription) => subscription.close(),
+        () => undefined,
+      ),
+    );
   }
 
   /** Keeps a broker subscription's closing until it settles; a failure is logged, never left unhandled. */

@@ -1,12 +1,4 @@
-import {
-  createTraceState,
-  ROOT_CONTEXT,
-  SpanStatusCode,
-  trace,
-  type Attributes,
-  type Context,
-  type Span,
-} from '@opentelemetry/api';
+import { createTraceState, ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { errorMessage } from '../errors.js';
 import type { GatewayEvent } from '../events/event.js';
 import { formatTraceparent, parseTraceparent, type EventTrace } from './trace-context.js';
@@ -29,7 +21,12 @@ export const ATTR_MESSAGING_CONSUMER_GROUP_NAME = 'messaging.consumer.group.name
 export type MessagingOperation = 'create' | 'send' | 'process';
 
 /** The attributes every messaging span of an event carries. */
-export function messagingAttributes(system: string, operation: MessagingOperation, name: string, event: Pick<GatewayEvent, 'id' | 'topic' | 'correlationId'>): Attributes {
+export function messagingAttributes(
+  system: string,
+  operation: MessagingOperation,
+  name: string,
+  event: Pick<GatewayEvent, 'id' | 'topic' | 'correlationId'>,
+): Attributes {
   const attributes: Attributes = {
     [ATTR_MESSAGING_SYSTEM]: system,
     [ATTR_MESSAGING_OPERATION_TYPE]: operation,

@@ -58,7 +58,8 @@ export class Batcher<J, R> {
         clearTimeout(this.scheduled as NodeJS.Timeout);
         this.scheduled = undefined;
       }
-      this.scheduled ??= this.lingerMs > 0 && this.queue.length < this.maxJobs ? setTimeout(() => void this.drain(), this.lingerMs) : setImmediate(() => void this.drain());
+      this.scheduled ??=
+        this.lingerMs > 0 && this.queue.length < this.maxJobs ? setTimeout(() => void this.drain(), this.lingerMs) : setImmediate(() => void this.drain());
     });
   }
 

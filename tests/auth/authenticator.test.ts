@@ -48,7 +48,9 @@ describe('authenticator', () => {
     expect(await rejected(await sign({}, { exp: '-2m' }))).toBe('invalid token: expired');
     expect(await rejected(await sign({}, { aud: 'someone-else' }))).toMatch(/claim "aud"/);
     expect(await rejected(await sign({}, { iss: 'https://evil.test' }))).toMatch(/claim "iss"/);
-    expect(await rejected(await sign({}, { key: new TextEncoder().encode('another-secret-of-thirty-two-bytes!!') }))).toBe('invalid token: signature does not verify');
+    expect(await rejected(await sign({}, { key: new TextEncoder().encode('another-secret-of-thirty-two-bytes!!') }))).toBe(
+      'invalid token: signature does not verify',
+    );
     expect(await rejected('not.a.jwt')).toBe('invalid token: malformed');
     await expect(authenticator.authenticate({ authorization: 'Basic abc' })).rejects.toThrow(/Bearer/);
   });

@@ -68,7 +68,7 @@ describe('Kafka retry copies: when a held retry is due', () => {
     ({ key: Buffer.from('k'), value: Buffer.from('{}'), headers, offset: '0', timestamp: '0', attributes: 0, size: 0 }) as KafkaMessage;
 
   it('carries the due time on the copy, and a copy of a copy only the latest attempt and due time', () => {
-    const first = retryMessage(record({ 'ce_id': 'e-1' }), { origin, consumer: 'billing', attempt: 2, notBefore: 1_000, error: 'busy' });
+    const first = retryMessage(record({ ce_id: 'e-1' }), { origin, consumer: 'billing', attempt: 2, notBefore: 1_000, error: 'busy' });
     const again = retryMessage(record(first.headers), { origin, consumer: 'billing', attempt: 3, notBefore: 5_000, error: 'still busy' });
     const copy = record(again.headers);
     expect(notBeforeOf(copy)).toBe(5_000);

@@ -11,16 +11,28 @@ const bounds: PartitionBounds[] = [
 describe('where a Kafka fan-out subscription starts', () => {
   it('from now: at every high watermark, reporting the offset before it (-1 for an empty partition)', () => {
     const { next, start } = startFromEnd(bounds);
-    expect([...next]).toEqual([[0, 0], [1, 10], [2, 7]]);
+    expect([...next]).toEqual([
+      [0, 0],
+      [1, 10],
+      [2, 7],
+    ]);
     expect(start).toEqual({ '0': -1, '1': 9, '2': 6 });
   });
 
   it('after a point: just after it where named, at the low watermark elsewhere', () => {
     const { next, start } = startAfter(bounds, { '0': -1, '1': 3 });
-    expect([...next]).toEqual([[0, 0], [1, 4], [2, 0]]);
+    expect([...next]).toEqual([
+      [0, 0],
+      [1, 4],
+      [2, 0],
+    ]);
     expect(start).toEqual({ '0': -1, '1': 3, '2': -1 });
     // At the end of every partition: nothing to replay.
-    expect([...startAfter(bounds, { '0': -1, '1': 9, '2': 6 }).next]).toEqual([[0, 0], [1, 10], [2, 7]]);
+    expect([...startAfter(bounds, { '0': -1, '1': 9, '2': 6 }).next]).toEqual([
+      [0, 0],
+      [1, 10],
+      [2, 7],
+    ]);
   });
 
   it('refuses a point whose next record was deleted as expired', () => {

@@ -30,38 +30,50 @@ describe('gateway process on each broker', () => {
   });
 
   BROKERS.forEach(({ broker, port }, i) => {
-    it.skipIf(!reachability[i] && !process.env['CI'])(`BROKER=${broker}: mutation → broker → WebSocket subscription`, async () => {
-      if (!reachability[i]) throw new Error(`${broker} is not reachable on 127.0.0.1:${port}`);
-      const dir = mkdtempSync(join(tmpdir(), 'gw-'));
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-        cwd: ROOT,
-        env: { ...process.env, BROKER: broker, PORT: '0', LOG_LEVEL: 'info', DATABASE_PATH: join(dir, 'g.db'), DATABASE_SYNCHRONOUS: 'NORMAL' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      children.push(child);
-      let stdout = '';
-      child.stdout!.on('data', (c) => (stdout += c));
-      const line = await waitFor(() => stdout.split('\n').find((l) => l.includes('event-gateway listening')), 30_000, 'listening');
-      const { url, broker: kind } = JSON.parse(line) as { url: string; broker: string };
-      expect(kind).toBe(broker);
+    it.skipIf(!reachability[i] && !process.env['CI'])(
+      `BROKER=${broker}: mutation → broker → WebSocket subscription`,
+      async () => {
+        if (!reachability[i]) throw new Error(`${broker} is not reachable on 127.0.0.1:${port}`);
+        const dir = mkdtempSync(join(tmpdir(), 'gw-'));
+        const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+          cwd: ROOT,
+          env: { ...process.env, BROKER: broker, PORT: '0', LOG_LEVEL: 'info', DATABASE_PATH: join(dir, 'g.db'), DATABASE_SYNCHRONOUS: 'NORMAL' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        children.push(child);
+        let stdout = '';
+        child.stdout!.on('data', (c) => (stdout += c));
+        const line = await waitFor(() => stdout.split('\n').find((l) => l.includes('event-gateway listening')), 30_000, 'listening');
+        const { url, broker: kind } = JSON.parse(line) as { url: string; broker: string };
+        expect(kind).toBe(broker);
 
-      const topic = uniqueName('proc');
-      const client = wsClient(url);
-      const live = subscribe<{ events: { id: string; data: unknown } }>(client, `subscription($t: String!) { events(topic: $t) { id data } }`, { t: topic });
-      // The subscription is live once the broker side exists; publish until the first arrives.
-      const published = new Set<string>();
-      await waitFor(async () => {
-        const r = await gql<{ publishEvent: { event: { id: string } } }>(url, `mutation($t: String!) { publishEvent(input: { topic: $t, type: "proc.check", data: { ok: true } }) { event { id } } }`, { t: topic });
-        published.add(r.data!.publishEvent.event.id);
-        return live.received.length > 0;
-      }, 30_000, 'an event through the broker');
-      expect(published.has(live.received[0]!.events.id)).toBe(true);
-      const brokers = await gql<{ brokers: { kind: string; connected: boolean }[] }>(url, `{ brokers { kind connected } }`);
-      expect(brokers.data!.brokers).toEqual([{ kind: broker, connected: true }]);
-      live.close();
-      await client.dispose();
-      child.kill('SIGTERM');
-      expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(0);
-    }, 90_000);
+        const topic = uniqueName('proc');
+        const client = wsClient(url);
+        const live = subscribe<{ events: { id: string; data: unknown } }>(client, `subscription($t: String!) { events(topic: $t) { id data } }`, { t: topic });
+        // The subscription is live once the broker side exists; publish until the first arrives.
+        const published = new Set<string>();
+        await waitFor(
+          async () => {
+            const r = await gql<{ publishEvent: { event: { id: string } } }>(
+              url,
+              `mutation($t: String!) { publishEvent(input: { topic: $t, type: "proc.check", data: { ok: true } }) { event { id } } }`,
+              { t: topic },
+            );
+            published.add(r.data!.publishEvent.event.id);
+            return live.received.length > 0;
+          },
+          30_000,
+          'an event through the broker',
+        );
+        expect(published.has(live.received[0]!.events.id)).toBe(true);
+        const brokers = await gql<{ brokers: { kind: string; connected: boolean }[] }>(url, `{ brokers { kind connected } }`);
+        expect(brokers.data!.brokers).toEqual([{ kind: broker, connected: true }]);
+        live.close();
+        await client.dispose();
+        child.kill('SIGTERM');
+        expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(0);
+      },
+      90_000,
+    );
   });
 });

@@ -48,10 +48,12 @@ describe('broker TLS and credentials: combinations', () => {
   });
 
   it('names an unreadable file by variable and path', () => {
-    expect(
-      refusal({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'gw', KAFKA_SASL_PASSWORD_FILE: '/nonexistent/kafka-password' }),
-    ).toBe('KAFKA_SASL_PASSWORD_FILE /nonexistent/kafka-password: cannot read the file (ENOENT)');
-    expect(refusal({ NATS_URL: 'tls://127.0.0.1:4222', NATS_CA_FILE: '/nonexistent/ca.pem' })).toBe('NATS_CA_FILE /nonexistent/ca.pem: cannot read the file (ENOENT)');
+    expect(refusal({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'gw', KAFKA_SASL_PASSWORD_FILE: '/nonexistent/kafka-password' })).toBe(
+      'KAFKA_SASL_PASSWORD_FILE /nonexistent/kafka-password: cannot read the file (ENOENT)',
+    );
+    expect(refusal({ NATS_URL: 'tls://127.0.0.1:4222', NATS_CA_FILE: '/nonexistent/ca.pem' })).toBe(
+      'NATS_CA_FILE /nonexistent/ca.pem: cannot read the file (ENOENT)',
+    );
   });
 });
 
@@ -108,7 +110,9 @@ describe.skipIf(!hasOpenssl())('broker TLS and credentials: files', () => {
   });
 
   it('checks at load what the files hold: a certificate, a key its passphrase opens and that fits the certificate', () => {
-    expect(refusal({ KAFKA_SSL_CA_FILE: pki.clientKeyFile })).toBe(`KAFKA_SSL_CA_FILE ${pki.clientKeyFile}: no PEM certificate in the file (-----BEGIN CERTIFICATE-----)`);
+    expect(refusal({ KAFKA_SSL_CA_FILE: pki.clientKeyFile })).toBe(
+      `KAFKA_SSL_CA_FILE ${pki.clientKeyFile}: no PEM certificate in the file (-----BEGIN CERTIFICATE-----)`,
+    );
     const tls = { NATS_CERT_FILE: pki.clientCertFile, NATS_KEY_FILE: pki.encryptedClientKeyFile };
     expect(refusal(tls)).toMatch(/^NATS_KEY_FILE .*: no readable PEM private key \(an encrypted one needs NATS_KEY_PASSPHRASE\)$/);
     expect(refusal({ ...tls, NATS_KEY_PASSPHRASE: 'not-it' })).toMatch(/^NATS_KEY_PASSPHRASE does not open the private key in NATS_KEY_FILE /);
@@ -122,7 +126,9 @@ describe.skipIf(!hasOpenssl())('broker TLS and credentials: files', () => {
     const user = createUser();
     const seed = new TextDecoder().decode(user.getSeed());
     expect(loadConfig({ NATS_NKEY_SEED_FILE: writeSecretFile(pki, 'seed', `${seed}\n`) }).brokers.nats.auth).toMatchObject({ kind: 'nkey' });
-    expect(refusal({ NATS_NKEY_SEED_FILE: writeSecretFile(pki, 'not-a-seed', 'SUNOTASEED\n') })).toMatch(/^NATS_NKEY_SEED_FILE .*: does not hold an NKey user seed/);
+    expect(refusal({ NATS_NKEY_SEED_FILE: writeSecretFile(pki, 'not-a-seed', 'SUNOTASEED\n') })).toMatch(
+      /^NATS_NKEY_SEED_FILE .*: does not hold an NKey user seed/,
+    );
     expect(refusal({ NATS_CREDS_FILE: writeSecretFile(pki, 'x.creds', seed) })).toMatch(/^NATS_CREDS_FILE .*: not a NATS \.creds file/);
   });
 });

@@ -12,7 +12,9 @@ describe('config.schema.json', () => {
   });
 
   it('describes every field an editor completes', () => {
-    const schema = JSON.parse(printConfigSchema()) as { properties: Record<string, { description?: string; items?: { properties: Record<string, { description?: string }> } }> };
+    const schema = JSON.parse(printConfigSchema()) as {
+      properties: Record<string, { description?: string; items?: { properties: Record<string, { description?: string }> } }>;
+    };
     expect(Object.keys(schema.properties)).toEqual(['$schema', 'consumers', 'topics', 'auth']);
     const consumer = schema.properties['consumers']!.items!.properties;
     for (const [key, field] of Object.entries(consumer)) expect(field.description, `consumers[].${key}`).toBeTruthy();

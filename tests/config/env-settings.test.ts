@@ -3,7 +3,11 @@ import { loadConfig, SETTING_DEFAULTS } from '../../src/config/config.js';
 
 describe('environment → nested configuration', () => {
   it('treats a blank variable as unset', () => {
-    expect(loadConfig({ PORT: '', RELAY_BATCH_SIZE: '', KAFKA_BROKERS: '' })).toMatchObject({ port: 4000, relay: { batchSize: 256 }, brokers: { kafka: { brokers: ['127.0.0.1:9092'] } } });
+    expect(loadConfig({ PORT: '', RELAY_BATCH_SIZE: '', KAFKA_BROKERS: '' })).toMatchObject({
+      port: 4000,
+      relay: { batchSize: 256 },
+      brokers: { kafka: { brokers: ['127.0.0.1:9092'] } },
+    });
   });
 
   it('puts each variable where the configuration reads it, in its form', () => {
@@ -17,7 +21,9 @@ describe('environment → nested configuration', () => {
   it('names a bad value in a nested group by its variable', () => {
     expect(() => loadConfig({ RELAY_BATCH_SIZE: '0' })).toThrow(/^invalid environment: RELAY_BATCH_SIZE: /);
     expect(() => loadConfig({ KAFKA_SSL: 'yes' })).toThrow(/^invalid environment: KAFKA_SSL: /);
-    expect(() => loadConfig({ CORS_ORIGINS: 'https://a.example,ftp://b' })).toThrow(/^invalid environment: CORS_ORIGINS\[1\]: must be a comma-separated list of origins/);
+    expect(() => loadConfig({ CORS_ORIGINS: 'https://a.example,ftp://b' })).toThrow(
+      /^invalid environment: CORS_ORIGINS\[1\]: must be a comma-separated list of origins/,
+    );
   });
 
   it('gives components the defaults the environment has', () => {

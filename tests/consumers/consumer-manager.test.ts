@@ -43,10 +43,10 @@ describe('consumer manager', () => {
   it('starts all consumers or none: one that cannot attach detaches the others and fails the start', async () => {
     const broker = new RefusingBroker('broken');
     const handled: string[] = [];
-    const manager = new ConsumerManager(
-      { broker, processed: store.processed, deadLetters: store.deadLetters, logger: silentLogger },
-      [definition('billing', (event) => void handled.push(event.id)), definition('broken', () => undefined)],
-    );
+    const manager = new ConsumerManager({ broker, processed: store.processed, deadLetters: store.deadLetters, logger: silentLogger }, [
+      definition('billing', (event) => void handled.push(event.id)),
+      definition('broken', () => undefined),
+    ]);
     await expect(manager.start()).rejects.toThrow(/cannot declare broken/);
     expect((await manager.statuses()).map((s) => [s.name, s.running])).toEqual([
       ['billing', false],
@@ -61,10 +61,10 @@ describe('consumer manager', () => {
   it('starts every consumer, side by side', async () => {
     const broker = new MemoryBroker();
     const handled: string[] = [];
-    const manager = new ConsumerManager(
-      { broker, processed: store.processed, deadLetters: store.deadLetters, logger: silentLogger },
-      [definition('a', (event) => void handled.push(`a:${event.id}`)), definition('b', (event) => void handled.push(`b:${event.id}`))],
-    );
+    const manager = new ConsumerManager({ broker, processed: store.processed, deadLetters: store.deadLetters, logger: silentLogger }, [
+      definition('a', (event) => void handled.push(`a:${event.id}`)),
+      definition('b', (event) => void handled.push(`b:${event.id}`)),
+    ]);
     await manager.start();
     const event = makeEvent({ topic: 'orders' });
     await broker.publish([event]);

@@ -30,7 +30,14 @@ describe('delivery runtime', () => {
       },
       { concurrency: 2, logger: silentLogger },
     );
-    for (const [key, seq] of [['a', 0], ['a', 1], ['a', 2], ['b', 0], ['c', 0]] as const) runtime.push(inbound(key, seq, settled));
+    for (const [key, seq] of [
+      ['a', 0],
+      ['a', 1],
+      ['a', 2],
+      ['b', 0],
+      ['c', 0],
+    ] as const)
+      runtime.push(inbound(key, seq, settled));
     await runtime.idle();
     expect(log.indexOf('start a1')).toBeGreaterThan(log.indexOf('end a0'));
     expect(log.indexOf('start a2')).toBeGreaterThan(log.indexOf('end a1'));

@@ -51,7 +51,8 @@ describe('GraphQL API on a real server', () => {
     await new Promise((r) => webhook.close(r));
   });
 
-  const outboxCount = async () => (await app.services.outbox.count('PENDING')) + (await app.services.outbox.count('PUBLISHED')) + (await app.services.outbox.count('FAILED'));
+  const outboxCount = async () =>
+    (await app.services.outbox.count('PENDING')) + (await app.services.outbox.count('PUBLISHED')) + (await app.services.outbox.count('FAILED'));
   const waitForBrokerSubscription = (topic: string, subscribers = 1) =>
     waitFor(() => app.services.groups.stats().find((s) => s.topic === topic && s.subscribers >= subscribers), 5000, `subscription to ${topic}`);
 
@@ -75,8 +76,12 @@ describe('GraphQL API on a real server', () => {
     const client = wsClient(app.url);
     const sub = subscribe<{ events: { type: string } }>(client, EVENTS, { topic, types: ['order.paid'] });
     await waitForBrokerSubscription(topic);
-    await gql(app.url, `mutation($t: String!) { publishEvents(inputs: [
-      { topic: $t, type: "order.created", data: 1 }, { topic: $t, type: "order.paid", data: 2 } ]) { outboxId } }`, { t: topic });
+    await gql(
+      app.url,
+      `mutation($t: String!) { publishEvents(inputs: [
+      { topic: $t, type: "order.created", data: 1 }, { topic: $t, type: "order.paid", data: 2 } ]) { outboxId } }`,
+      { t: topic },
+    );
     const [only] = await sub.waitFor(1);
     await new Promise((r) => setTimeout(r, 100));
     expect(sub.received).toHaveLength(1);
@@ -106,7 +111,7 @@ describe('GraphQL API on a real server', () => {
     expect(app.services.hub.stats().filter((s) => s.topic === topic)).toEqual([{ topic, subscribers: 1 }]);
     await gql(app.url, PUBLISH, { input: { topic, type: 'a.b', data: { n: 1 } } });
     for (const sub of subs) await sub.waitFor(1);
-    subs.forEach((s) => s.close());
+    for (const s of subs) s.close();
     await Promise.all(clients.map((client) => client.dispose()));
     await waitFor(() => !app.services.hub.stats().some((s) => s.topic === topic), 5000, 'broker subscription closed');
   });
@@ -139,11 +144,17 @@ describe('GraphQL API on a real server', () => {
 
   it('treats an empty x-correlation-id header as none, and ignores one no input falls back to', async () => {
     const empty = await gql<{ publishEvent: { event: { id: string; correlationId: string } } }>(
-      app.url, PUBLISH, { input: { topic: uniqueName('t'), type: 'a.b', data: 1 } }, { 'x-correlation-id': '' },
+      app.url,
+      PUBLISH,
+      { input: { topic: uniqueName('t'), type: 'a.b', data: 1 } },
+      { 'x-correlation-id': '' },
     );
     expect(empty.data!.publishEvent.event.correlationId).toBe(empty.data!.publishEvent.event.id);
     const own = await gql<{ publishEvent: { event: { correlationId: string } } }>(
-      app.url, PUBLISH, { input: { topic: uniqueName('t'), type: 'a.b', data: 1, correlationId: 'mine' } }, { 'x-correlation-id': 'r'.repeat(201) },
+      app.url,
+      PUBLISH,
+      { input: { topic: uniqueName('t'), type: 'a.b', data: 1, correlationId: 'mine' } },
+      { 'x-correlation-id': 'r'.repeat(201) },
     );
     expect(own.data!.publishEvent.event.correlationId).toBe('mine');
   });
@@ -162,12 +173,22 @@ describe('GraphQL API on a real server', () => {
       ['a missing topic', PUBLISH, { input: { type: 'a', data: 1 } }, 'BAD_USER_INPUT'],
       ['a missing type', PUBLISH, { input: { topic: 't', data: 1 } }, 'BAD_USER_INPUT'],
       ['missing data', PUBLISH, { input: { topic: 't', type: 'a' } }, 'BAD_USER_INPUT'],
-      ['data that is not JSON', `mutation { publishEvent(input: { topic: "t", type: "a", data: NOT_JSON }) { outboxId } }`, undefined, 'GRAPHQL_VALIDATION_FAILED'],
+      [
+        'data that is not JSON',
+        `mutation { publishEvent(input: { topic: "t", type: "a", data: NOT_JSON }) { outboxId } }`,
+        undefined,
+        'GRAPHQL_VALIDATION_FAILED',
+      ],
       ['a topic with spaces', PUBLISH, { input: { topic: 'my topic', type: 'a', data: 1 } }, 'BAD_USER_INPUT'],
       ['a type with a wildcard', PUBLISH, { input: { topic: 't', type: 'order.*', data: 1 } }, 'BAD_USER_INPUT'],
       ['a type the gateway reserves', PUBLISH, { input: { topic: 't', type: 'gateway.invalid-message', data: 1 } }, 'BAD_USER_INPUT'],
       ['an oversized payload', PUBLISH, { input: { topic: 't', type: 'a', data: { blob: 'x'.repeat(4096) } } }, 'PAYLOAD_TOO_LARGE'],
-      ['an unknown field in the query', `mutation { publishEvent(input: { topic: "t", type: "a", data: 1 }) { nope } }`, undefined, 'GRAPHQL_VALIDATION_FAILED'],
+      [
+        'an unknown field in the query',
+        `mutation { publishEvent(input: { topic: "t", type: "a", data: 1 }) { nope } }`,
+        undefined,
+        'GRAPHQL_VALIDATION_FAILED',
+      ],
     ];
     it.each(cases)('%s', async (_name, query, variables, code) => {
       const before = await outboxCount();
@@ -185,11 +206,13 @@ describe('GraphQL API on a real server', () => {
 
     it('writes no event of a batch when one input is bad', async () => {
       const before = await outboxCount();
-      const result = await gql(
-        app.url,
-        `mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) { outboxId } }`,
-        { inputs: [{ topic: 'ok', type: 'a', data: 1 }, { topic: 'ok', type: 'a', data: 2 }, { topic: 'bad topic', type: 'a', data: 3 }] },
-      );
+      const result = await gql(app.url, `mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) { outboxId } }`, {
+        inputs: [
+          { topic: 'ok', type: 'a', data: 1 },
+          { topic: 'ok', type: 'a', data: 2 },
+          { topic: 'bad topic', type: 'a', data: 3 },
+        ],
+      });
       expect(result.errors?.[0]?.extensions?.['code']).toBe('BAD_USER_INPUT');
       expect(result.errors?.[0]?.message).toMatch(/^inputs\[2\]\.topic/);
       expect(await outboxCount()).toBe(before);
@@ -226,8 +249,11 @@ describe('GraphQL API on a real server', () => {
       outbox: { edges: { node: { status: string } }[]; pageInfo: { hasNextPage: boolean } };
       brokers: { kind: string; connected: boolean; circuit: string }[];
       consumers: { name: string }[];
-    }>(app.url, `{ outbox(first: 2) { edges { cursor node { id status attempts createdAt event { id } } } pageInfo { hasNextPage endCursor } }
-                  brokers { kind connected circuit lastError pendingEvents } consumers { name topic lag } }`);
+    }>(
+      app.url,
+      `{ outbox(first: 2) { edges { cursor node { id status attempts createdAt event { id } } } pageInfo { hasNextPage endCursor } }
+                  brokers { kind connected circuit lastError pendingEvents } consumers { name topic lag } }`,
+    );
     expect(result.errors).toBeUndefined();
     expect(result.data!.outbox.edges).toHaveLength(2);
     expect(result.data!.outbox.pageInfo.hasNextPage).toBe(true);

@@ -68,7 +68,8 @@ async function connectRaw(url: string, payload: Record<string, unknown> | undefi
 
 describe('authorization', () => {
   let app: App;
-  const rows = async () => (await app.services.outbox.count('PENDING')) + (await app.services.outbox.count('PUBLISHED')) + (await app.services.outbox.count('FAILED'));
+  const rows = async () =>
+    (await app.services.outbox.count('PENDING')) + (await app.services.outbox.count('PUBLISHED')) + (await app.services.outbox.count('FAILED'));
   const as = (key: keyof typeof KEYS) => ({ 'x-api-key': KEYS[key] });
 
   beforeAll(async () => {
@@ -110,7 +111,12 @@ describe('authorization', () => {
       const mixed = await gql(
         app.url,
         `mutation($inputs: [PublishEventInput!]!) { publishEvents(inputs: $inputs) { outboxId } }`,
-        { inputs: [{ topic: 'orders', type: 'a', data: 1 }, { topic: 'payments', type: 'b', data: 2 }] },
+        {
+          inputs: [
+            { topic: 'orders', type: 'a', data: 1 },
+            { topic: 'payments', type: 'b', data: 2 },
+          ],
+        },
         as('publisher'),
       );
       expect(mixed.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
@@ -215,10 +221,14 @@ describe('authorization', () => {
       const allowed = subscribe<{ deadLettered: { id: string } }>(admin, 'subscription { deadLettered { id } }');
       const row = await app.services.deadLetters.record({ consumer: 'audit', event: makeEvent({ topic: 'orders' }), error: 'x', attempts: 1 });
       // Announced again until the subscription, registered asynchronously, has received it.
-      await waitFor(() => {
-        if (allowed.received.length === 0) app.services.deadLetterBus.publish(row);
-        return allowed.received.length > 0;
-      }, 5000, 'the dead letter delivered to admin');
+      await waitFor(
+        () => {
+          if (allowed.received.length === 0) app.services.deadLetterBus.publish(row);
+          return allowed.received.length > 0;
+        },
+        5000,
+        'the dead letter delivered to admin',
+      );
       expect(allowed.received[0]!.deadLettered.id).toBe(String(row.id));
       expect(allowed.errors).toEqual([]);
       allowed.close();

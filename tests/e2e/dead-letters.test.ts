@@ -7,7 +7,7 @@ import { subscribe, wsClient } from '../helpers/subscriptions.js';
 import { Webhook } from 'standardwebhooks';
 
 describe('dead letters on a real server', () => {
-  const cleanups: (() => Promise<unknown> | void)[] = [];
+  const cleanups: (() => unknown)[] = [];
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
@@ -105,10 +105,12 @@ describe('dead letters on a real server', () => {
     );
     const eventId = published.data!.publishEvent.event.id;
     const letters = async () =>
-      (await gql<{ deadLetters: { edges: { node: { id: string; attempts: number; error: string; status: string } }[] } }>(
-        app.url,
-        `{ deadLetters(consumer: "signed-hook", first: 5) { edges { node { id attempts error status } } } }`,
-      )).data!.deadLetters.edges.map((e) => e.node);
+      (
+        await gql<{ deadLetters: { edges: { node: { id: string; attempts: number; error: string; status: string } }[] } }>(
+          app.url,
+          `{ deadLetters(consumer: "signed-hook", first: 5) { edges { node { id attempts error status } } } }`,
+        )
+      ).data!.deadLetters.edges.map((e) => e.node);
     await waitFor(async () => (await letters()).length === 1, 10_000, 'the dead letter');
     const [letter] = await letters();
     // One attempt of five: a 404 will not turn into a 2xx by retrying.

@@ -40,22 +40,40 @@ describe('group commit through the API', () => {
     const answers = await batch(app.url, [
       { query: PUBLISH, variables: { i: { topic, type: 'order.created', id: 'known-1', data: { n: 'again' } } } },
       { query: PUBLISH, variables: { i: { topic, type: 'not a type!', data: 1 } } },
-      { query: PUBLISH_MANY, variables: { i: [{ topic, type: 'order.created', data: 2 }, { topic: `${topic}-poison`, type: 'order.created', data: 3 }] } },
+      {
+        query: PUBLISH_MANY,
+        variables: {
+          i: [
+            { topic, type: 'order.created', data: 2 },
+            { topic: `${topic}-poison`, type: 'order.created', data: 3 },
+          ],
+        },
+      },
       { query: PUBLISH, variables: { i: { topic, type: 'order.created', id: 'fresh-1', data: { n: 4 } } } },
-      { query: PUBLISH_MANY, variables: { i: [{ topic, type: 'order.created', id: 'fresh-2', data: 5 }, { topic, type: 'order.created', id: 'fresh-3', data: 6 }] } },
+      {
+        query: PUBLISH_MANY,
+        variables: {
+          i: [
+            { topic, type: 'order.created', id: 'fresh-2', data: 5 },
+            { topic, type: 'order.created', id: 'fresh-3', data: 6 },
+          ],
+        },
+      },
     ]);
     expect(answers[0]!.data?.['publishEvent']).toMatchObject({ duplicate: true, event: { id: 'known-1', data: { n: 0 } } });
     expect(answers[1]!.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(answers[2]!.errors?.[0]).toBeDefined();
     expect(answers[2]!.data).toBeNull();
     expect(answers[3]!.data?.['publishEvent']).toMatchObject({ duplicate: false, event: { id: 'fresh-1' } });
-    expect(answers[4]!.data?.['publishEvents']).toEqual([
-      expect.objectContaining({ duplicate: false }),
-      expect.objectContaining({ duplicate: false }),
-    ]);
+    expect(answers[4]!.data?.['publishEvents']).toEqual([expect.objectContaining({ duplicate: false }), expect.objectContaining({ duplicate: false })]);
     // The fresh ones are committed, the refused batch left nothing behind, the duplicate wrote nothing.
     const rows = await app.services.outbox.list({}, { limit: 100, inverted: false });
-    expect(rows.filter((r) => r.topic === topic).map((r) => r.eventId).sort()).toEqual(['fresh-1', 'fresh-2', 'fresh-3', 'known-1']);
+    expect(
+      rows
+        .filter((r) => r.topic === topic)
+        .map((r) => r.eventId)
+        .sort(),
+    ).toEqual(['fresh-1', 'fresh-2', 'fresh-3', 'known-1']);
     expect(rows.filter((r) => r.topic === `${topic}-poison`)).toEqual([]);
   });
 

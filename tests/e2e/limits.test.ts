@@ -26,7 +26,8 @@ const repeat = (n: number, make: (i: number) => string) => Array.from({ length: 
 
 describe('abuse limits', () => {
   let app: App;
-  const rows = async () => (await app.services.outbox.count('PENDING')) + (await app.services.outbox.count('PUBLISHED')) + (await app.services.outbox.count('FAILED'));
+  const rows = async () =>
+    (await app.services.outbox.count('PENDING')) + (await app.services.outbox.count('PUBLISHED')) + (await app.services.outbox.count('FAILED'));
 
   beforeAll(async () => {
     app = await startTestApp({
@@ -84,8 +85,7 @@ describe('abuse limits', () => {
 
   it('accepts batches up to BATCH_LIMIT and refuses bigger ones whole', async () => {
     const op = { query: 'mutation { publishEvent(input: { topic: "limits", type: "batch", data: 1 }) { outboxId } }' };
-    const post = (body: unknown) =>
-      fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const post = (body: unknown) => fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const before = await rows();
     const ok = await post([op, op, op]);
     expect(ok.status).toBe(200);
@@ -148,7 +148,7 @@ describe('abuse limits', () => {
       await gql(app.url, `mutation($t: String!) { publishEvent(input: { topic: $t, type: "a", data: 1 }) { outboxId } }`, { t: topic });
       for (const sub of subs.slice(0, 3)) await sub.waitFor(1);
       expect(subs.slice(0, 3).every((s) => s.errors.length === 0)).toBe(true);
-      subs.forEach((s) => s.close());
+      for (const s of subs) s.close();
       await client.dispose();
     });
   });

@@ -13,18 +13,26 @@ const EVENTS = `subscription($t: String!) { events(topic: $t) { id data } }`;
 async function scrapeUntil(app: App, check: (scrape: Scrape) => boolean, what: string, timeoutMs = 10_000): Promise<Scrape> {
   let last: Scrape | undefined;
   try {
-    return await waitFor(async () => {
-      last = await scrapeMetrics(app.url);
-      return check(last) ? last : undefined;
-    }, timeoutMs, what);
+    return await waitFor(
+      async () => {
+        last = await scrapeMetrics(app.url);
+        return check(last) ? last : undefined;
+      },
+      timeoutMs,
+      what,
+    );
   } catch (error) {
-    const names = last ? Object.keys(last.families).filter((n) => n.startsWith('gateway_')).join(', ') : 'no scrape';
+    const names = last
+      ? Object.keys(last.families)
+          .filter((n) => n.startsWith('gateway_'))
+          .join(', ')
+      : 'no scrape';
     throw new Error(`${(error as Error).message} (gateway metrics seen: ${names})`);
   }
 }
 
 describe('GET /metrics', () => {
-  const cleanups: (() => Promise<unknown> | void)[] = [];
+  const cleanups: (() => unknown)[] = [];
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
@@ -76,7 +84,10 @@ describe('GET /metrics', () => {
 
     const during = await scrapeUntil(
       app,
-      (s) => s.value('gateway_consumer_dead_lettered_total', { consumer }) === 1 && s.value('gateway_dead_letters', { consumer, status: 'DEAD' }) === 1 && published(s) >= published(before) + 6,
+      (s) =>
+        s.value('gateway_consumer_dead_lettered_total', { consumer }) === 1 &&
+        s.value('gateway_dead_letters', { consumer, status: 'DEAD' }) === 1 &&
+        published(s) >= published(before) + 6,
       'the consumer to dead-letter the poison event and the outbox counts to follow',
     );
     expect(during.value('gateway_relay_published_total')).toBeGreaterThanOrEqual((before.value('gateway_relay_published_total') ?? 0) + 6);
@@ -106,7 +117,10 @@ describe('GET /metrics', () => {
     await sse.close();
     await scrapeUntil(
       app,
-      (s) => s.value('gateway_subscriptions', { transport: 'websocket' }) === 0 && s.value('gateway_subscriptions', { transport: 'sse' }) === 0 && s.value('gateway_connections', { transport: 'sse' }) === 0,
+      (s) =>
+        s.value('gateway_subscriptions', { transport: 'websocket' }) === 0 &&
+        s.value('gateway_subscriptions', { transport: 'sse' }) === 0 &&
+        s.value('gateway_connections', { transport: 'sse' }) === 0,
       'the subscriptions to end',
     );
   });
@@ -154,7 +168,12 @@ describe('GET /metrics', () => {
       (outbox as { summary: typeof summary }).summary = summary;
     }
     // The hung reading is given up after 10 s; the next one finds the store back.
-    await scrapeUntil(app, (s) => s.value('gateway_store_up') === 1 && s.value('gateway_outbox_rows', { status: 'PENDING' }) === 0, 'the store to be read again', 15_000);
+    await scrapeUntil(
+      app,
+      (s) => s.value('gateway_store_up') === 1 && s.value('gateway_outbox_rows', { status: 'PENDING' }) === 0,
+      'the store to be read again',
+      15_000,
+    );
   }, 30_000);
 
   it('is not served with METRICS=false', async () => {

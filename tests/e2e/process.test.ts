@@ -34,7 +34,15 @@ describe('the gateway process', () => {
   it('starts with no setup on the embedded default and stops cleanly on SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gw-'));
     const run = runGateway({ DATABASE_PATH: join(dir, 'data', 'g.db') });
-    const line = await waitFor(() => run.output().stdout.split('\n').find((l) => l.includes('event-gateway listening')), 20_000, 'listening');
+    const line = await waitFor(
+      () =>
+        run
+          .output()
+          .stdout.split('\n')
+          .find((l) => l.includes('event-gateway listening')),
+      20_000,
+      'listening',
+    );
     const { url } = JSON.parse(line) as { url: string };
     const response = await fetch(url, {
       method: 'POST',

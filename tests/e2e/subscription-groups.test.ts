@@ -81,7 +81,7 @@ describe('subscriptions: one execution per group, resume after a cursor', () => 
     expect(app.services.groups.totals.deliveries - before.deliveries).toBe(21);
     // Each socket got its own operation id around the shared payload.
     expect(new Set(subs.map((s) => JSON.stringify(s.received[0]))).size).toBe(1);
-    subs.forEach((s) => s.close());
+    for (const s of subs) s.close();
     await sse.close();
     await Promise.all(clients.map((c) => c.dispose()));
   });

@@ -1,4 +1,4 @@
-import { WebhookRecorder } from '../helpers/webhook-recorder.js';
+import type { WebhookRecorder } from '../helpers/webhook-recorder.js';
 
 export interface FaultTally {
   sent: number;

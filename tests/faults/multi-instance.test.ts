@@ -27,112 +27,118 @@ const LEASE_MS = 5000;
  */
 describe('fault: three instances on one PostgreSQL, one killed and restarted', () => {
   for (const target of targets) {
-    it.runIf(target.features.sharedConsumers && target.features.persistent)(`[${target.broker}] every committed event is handled once, whichever instance took it`, async ({ expect }) => {
-      const database = await createTestDatabase();
-      const scope = new GatewayScope();
-      const topic = target.newTopic('multi');
-      const consumer = target.newConsumer('multi');
-      const recorder = await scope.recorder();
-      const consumers = [{ name: consumer, topic, prefetch: PREFETCH, webhook: { url: recorder.url }, backoff: { initialMs: 200, maxMs: 2000, multiplier: 2, jitter: 0.2 } }];
-      const env = { ...target.env, DATABASE_URL: database.url, RELAY_LEASE_MS: String(LEASE_MS), RELAY_BATCH_SIZE: '16' };
-      const start = () => scope.start({ broker: target.broker, databasePath: scope.database(), consumers, env });
-      const instances: (GatewayProcess | undefined)[] = await Promise.all(Array.from({ length: INSTANCES }, start));
-      let turn = 0;
-      const nextUrl = () => {
-        for (let i = 0; i < INSTANCES; i++) {
-          const instance = instances[turn++ % INSTANCES];
-          if (instance) return instance.url;
-        }
-        return undefined;
-      };
-      // A live subscriber on the first instance, which is never killed.
-      const client = wsClient(instances[0]!.url);
-      const live = subscribe<{ events: { id: string } }>(client, `subscription($t: String!) { events(topic: $t) { id } }`, { t: topic });
-      await new Promise((r) => setTimeout(r, 500));
-      const stream = new PublishStream({ target: nextUrl, topic, count: 100_000, perSecond: 60 });
-      try {
-        await waitFor(() => recorder.accepted.size >= 100, 60_000, 'the stream to reach the webhook');
-        // A burst through the instance about to die, so that its relay holds claims when it does.
-        const victim = instances[INSTANCES - 1]!;
-        const burst = Array.from({ length: 150 }, (_, i) => eventInput(topic, 10_000 + i));
-        const claimSeen = waitFor(
-          () =>
-            withConnection(database.url, async (sql) => {
-              const [row] = await sql<{ claimed: number }[]>`
+    it.runIf(target.features.sharedConsumers && target.features.persistent)(
+      `[${target.broker}] every committed event is handled once, whichever instance took it`,
+      async ({ expect }) => {
+        const database = await createTestDatabase();
+        const scope = new GatewayScope();
+        const topic = target.newTopic('multi');
+        const consumer = target.newConsumer('multi');
+        const recorder = await scope.recorder();
+        const consumers = [
+          { name: consumer, topic, prefetch: PREFETCH, webhook: { url: recorder.url }, backoff: { initialMs: 200, maxMs: 2000, multiplier: 2, jitter: 0.2 } },
+        ];
+        const env = { ...target.env, DATABASE_URL: database.url, RELAY_LEASE_MS: String(LEASE_MS), RELAY_BATCH_SIZE: '16' };
+        const start = () => scope.start({ broker: target.broker, databasePath: scope.database(), consumers, env });
+        const instances: (GatewayProcess | undefined)[] = await Promise.all(Array.from({ length: INSTANCES }, start));
+        let turn = 0;
+        const nextUrl = () => {
+          for (let i = 0; i < INSTANCES; i++) {
+            const instance = instances[turn++ % INSTANCES];
+            if (instance) return instance.url;
+          }
+          return undefined;
+        };
+        // A live subscriber on the first instance, which is never killed.
+        const client = wsClient(instances[0]!.url);
+        const live = subscribe<{ events: { id: string } }>(client, `subscription($t: String!) { events(topic: $t) { id } }`, { t: topic });
+        await new Promise((r) => setTimeout(r, 500));
+        const stream = new PublishStream({ target: nextUrl, topic, count: 100_000, perSecond: 60 });
+        try {
+          await waitFor(() => recorder.accepted.size >= 100, 60_000, 'the stream to reach the webhook');
+          // A burst through the instance about to die, so that its relay holds claims when it does.
+          const victim = instances[INSTANCES - 1]!;
+          const burst = Array.from({ length: 150 }, (_, i) => eventInput(topic, 10_000 + i));
+          const claimSeen = waitFor(
+            () =>
+              withConnection(database.url, async (sql) => {
+                const [row] = await sql<{ claimed: number }[]>`
                 select count(*)::int as claimed from outbox where status = 'PENDING' and claimed_by is not null and event_id = any(${burst.map((e) => e.id)})`;
-              return row!.claimed > 0;
-            }),
-          10_000,
-          "the victim's relay to claim part of the burst",
-        );
-        const burstAnswer = publishEvents(victim.url, burst).catch(() => 'unanswered' as const);
-        await claimSeen;
-        instances[INSTANCES - 1] = undefined;
-        await victim.kill();
-        const claimedAtKill = await withConnection(database.url, async (sql) => {
-          const [row] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where status = 'PENDING' and claimed_by is not null`;
-          return row!.n;
-        });
-        expect(await burstAnswer).not.toEqual(expect.objectContaining({ code: expect.anything() }));
+                return row!.claimed > 0;
+              }),
+            10_000,
+            "the victim's relay to claim part of the burst",
+          );
+          const burstAnswer = publishEvents(victim.url, burst).catch(() => 'unanswered' as const);
+          await claimSeen;
+          instances[INSTANCES - 1] = undefined;
+          await victim.kill();
+          const claimedAtKill = await withConnection(database.url, async (sql) => {
+            const [row] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where status = 'PENDING' and claimed_by is not null`;
+            return row!.n;
+          });
+          expect(await burstAnswer).not.toEqual(expect.objectContaining({ code: expect.anything() }));
 
-        await stream.waitForCommitted(stream.committed.length + 200, 60_000);
-        instances[INSTANCES - 1] = await start();
-        await stream.waitForCommitted(stream.committed.length + 200, 60_000);
-        await stream.stop();
+          await stream.waitForCommitted(stream.committed.length + 200, 60_000);
+          instances[INSTANCES - 1] = await start();
+          await stream.waitForCommitted(stream.committed.length + 200, 60_000);
+          await stream.stop();
 
-        const committed = [...stream.committed, ...burst.map((e) => e.id)];
-        // Rows the killed relay had claimed wait out its lease, then another instance takes them.
-        await recorder.waitForAll(committed, 120_000);
-        await waitFor(async () => (await brokerState(instances[0]!.url)).pendingEvents === 0, 30_000, 'an empty outbox');
-        const counts = tally(committed, recorder);
-        const processed = await waitFor(
-          () =>
-            withConnection(database.url, async (sql) => {
-              const [row] = await sql<{ n: number; ids: number }[]>`
+          const committed = [...stream.committed, ...burst.map((e) => e.id)];
+          // Rows the killed relay had claimed wait out its lease, then another instance takes them.
+          await recorder.waitForAll(committed, 120_000);
+          await waitFor(async () => (await brokerState(instances[0]!.url)).pendingEvents === 0, 30_000, 'an empty outbox');
+          const counts = tally(committed, recorder);
+          const processed = await waitFor(
+            () =>
+              withConnection(database.url, async (sql) => {
+                const [row] = await sql<{ n: number; ids: number }[]>`
                 select count(*)::int as n, count(distinct event_id)::int as ids from processed_messages where consumer = ${consumer}`;
-              return row!.ids >= counts.unique ? row! : undefined;
+                return row!.ids >= counts.unique ? row! : undefined;
+              }),
+            60_000,
+            `${counts.unique} processed-message records`,
+          );
+          await live.waitFor(counts.unique, 30_000).catch(() => undefined);
+          const seen = new Set(live.received.map((r) => r.events.id));
+          const missingLive = committed.filter((id) => !seen.has(id)).length;
+          reportFault(
+            'multi-instance',
+            target.broker,
+            counts,
+            `${INSTANCES} instances, claimed at kill ${claimedAtKill}, handled once ${processed.ids}, ` +
+              `duplicate deliveries ${counts.received - counts.unique}, subscriber on instance 1 missing ${missingLive}`,
+          );
+          expect(counts.lostIds).toEqual([]);
+          expect(stream.refused).toEqual([]);
+          // Handled once after dedupe: one processed record per event, whichever instance got it.
+          expect(processed).toEqual({ n: counts.unique, ids: counts.unique });
+          // Only deliveries the kill cut off (one process's window) reach the webhook twice.
+          expect(counts.received - counts.unique).toBeLessThanOrEqual(2 * PREFETCH);
+          // A subscriber on one instance sees what went through the others.
+          expect(missingLive).toBe(0);
+          // One answer from every instance.
+          const figures = await Promise.all(
+            instances.map(async (instance) => {
+              const result = await gql<{ consumers: { name: string; processed: number; deadLettered: number }[] }>(
+                instance!.url,
+                `{ consumers { name processed deadLettered } }`,
+              );
+              return result.data?.consumers;
             }),
-          60_000,
-          `${counts.unique} processed-message records`,
-        );
-        await live.waitFor(counts.unique, 30_000).catch(() => undefined);
-        const seen = new Set(live.received.map((r) => r.events.id));
-        const missingLive = committed.filter((id) => !seen.has(id)).length;
-        reportFault(
-          'multi-instance',
-          target.broker,
-          counts,
-          `${INSTANCES} instances, claimed at kill ${claimedAtKill}, handled once ${processed.ids}, ` +
-            `duplicate deliveries ${counts.received - counts.unique}, subscriber on instance 1 missing ${missingLive}`,
-        );
-        expect(counts.lostIds).toEqual([]);
-        expect(stream.refused).toEqual([]);
-        // Handled once after dedupe: one processed record per event, whichever instance got it.
-        expect(processed).toEqual({ n: counts.unique, ids: counts.unique });
-        // Only deliveries the kill cut off (one process's window) reach the webhook twice.
-        expect(counts.received - counts.unique).toBeLessThanOrEqual(2 * PREFETCH);
-        // A subscriber on one instance sees what went through the others.
-        expect(missingLive).toBe(0);
-        // One answer from every instance.
-        const figures = await Promise.all(
-          instances.map(async (instance) => {
-            const result = await gql<{ consumers: { name: string; processed: number; deadLettered: number }[] }>(
-              instance!.url,
-              `{ consumers { name processed deadLettered } }`,
-            );
-            return result.data?.consumers;
-          }),
-        );
-        expect(figures[0]).toEqual([{ name: consumer, processed: counts.unique, deadLettered: 0 }]);
-        expect(figures[1]).toEqual(figures[0]);
-        expect(figures[2]).toEqual(figures[0]);
-      } finally {
-        await stream.stop();
-        live.close();
-        await client.dispose();
-        await scope.dispose();
-        await database.drop();
-      }
-    }, 300_000);
+          );
+          expect(figures[0]).toEqual([{ name: consumer, processed: counts.unique, deadLettered: 0 }]);
+          expect(figures[1]).toEqual(figures[0]);
+          expect(figures[2]).toEqual(figures[0]);
+        } finally {
+          await stream.stop();
+          live.close();
+          await client.dispose();
+          await scope.dispose();
+          await database.drop();
+        }
+      },
+      300_000,
+    );
   }
 });

@@ -81,11 +81,15 @@ describe.concurrent('fault: SIGTERM with work in flight', () => {
       const committed: string[] = [];
       try {
         // Both subscriptions are live once an event reaches them; publish until one has.
-        await waitFor(async () => {
-          const probe = eventInput(topic, committed.length);
-          if (!(await publishEvents(gateway.url, [probe]))) committed.push(probe.id);
-          return ws.ids.length > 0 && sse.ids.length > 0;
-        }, 60_000, 'both subscriptions to receive an event');
+        await waitFor(
+          async () => {
+            const probe = eventInput(topic, committed.length);
+            if (!(await publishEvents(gateway.url, [probe]))) committed.push(probe.id);
+            return ws.ids.length > 0 && sse.ids.length > 0;
+          },
+          60_000,
+          'both subscriptions to receive an event',
+        );
         await recorder.waitForAll(committed, 60_000, 'the probes at the webhook');
 
         // Slow handler calls: the webhook holds every call from now on.
@@ -112,9 +116,15 @@ describe.concurrent('fault: SIGTERM with work in flight', () => {
         expect(gateway.running).toBe(true);
         recorder.release();
         const { code, ms } = await exit;
-        const leftClaimed = readStore(databasePath, (db) => db.prepare(`select count(claimed_by) from outbox where status = 'PENDING'`).pluck().get() as number);
+        const leftClaimed = readStore(
+          databasePath,
+          (db) => db.prepare(`select count(claimed_by) from outbox where status = 'PENDING'`).pluck().get() as number,
+        );
         const processed = readStore(databasePath, (db) =>
-          db.prepare(`select event_id from processed_messages where consumer = ? and event_id in (select value from json_each(?))`).pluck().all(consumer, JSON.stringify(inFlight)),
+          db
+            .prepare(`select event_id from processed_messages where consumer = ? and event_id in (select value from json_each(?))`)
+            .pluck()
+            .all(consumer, JSON.stringify(inFlight)),
         );
 
         // Started again on the same database, the gateway delivers whatever was still to come.
@@ -122,7 +132,12 @@ describe.concurrent('fault: SIGTERM with work in flight', () => {
         await recorder.waitForAll(committed, 90_000);
         await waitFor(async () => (await brokerState(gateway.url)).pendingEvents === 0, 30_000, 'an empty outbox');
         const counts = tally(committed, recorder);
-        reportFault('sigterm', target.broker, counts, `exit ${code} after ${ms} ms, handler calls in flight ${inFlight.length}, WS close ${ws.closed()}, SSE ${sse.ended()}, rows left claimed ${leftClaimed}`);
+        reportFault(
+          'sigterm',
+          target.broker,
+          counts,
+          `exit ${code} after ${ms} ms, handler calls in flight ${inFlight.length}, WS close ${ws.closed()}, SSE ${sse.ended()}, rows left claimed ${leftClaimed}`,
+        );
 
         // terminate() itself fails past EXIT_BOUND_MS.
         expect(code).toBe(0);

@@ -11,7 +11,7 @@ import { waitFor } from '../helpers/events.js';
 import { reportFault, tally } from './fault-tally.js';
 import { type GatewayProcess, GatewayScope } from '../helpers/gateway-process.js';
 import { eventInput, type EventInput, publishBody, publishEvents, PublishStream, readStore, type Refusal, refusalOf } from '../helpers/publish-stream.js';
-import { type WebhookRecorder } from '../helpers/webhook-recorder.js';
+import type { WebhookRecorder } from '../helpers/webhook-recorder.js';
 import { gatewayTargets } from '../targets/gateway-targets.js';
 import type { BrokerTarget } from '../targets/target.js';
 
@@ -177,7 +177,12 @@ async function meetFault(
   await recorder.waitForAll(committed, 90_000);
   const counts = tally(committed, recorder);
   const refused = [...refusals, ...stream.refused];
-  reportFault(name, target.broker, counts, `refused ${refused.length} (${String(refused[0]?.code)}: ${refused[0]?.message}), rows written by refused mutations ${written}`);
+  reportFault(
+    name,
+    target.broker,
+    counts,
+    `refused ${refused.length} (${String(refused[0]?.code)}: ${refused[0]?.message}), rows written by refused mutations ${written}`,
+  );
 
   for (const r of refused) expect(r).toMatchObject({ code: 'STORE_UNAVAILABLE', message: expect.stringMatching(reason) });
   expect(stream.unanswered).toEqual([]);

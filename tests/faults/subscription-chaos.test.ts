@@ -67,7 +67,10 @@ class ResumingClient {
       });
       socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init' })));
       socket.on('message', (raw) => {
-        const message = JSON.parse(String(raw)) as { type: string; payload?: { data?: { events: { id: string; key: string; data: { seq: number }; cursor: string } }; errors?: unknown[] } };
+        const message = JSON.parse(String(raw)) as {
+          type: string;
+          payload?: { data?: { events: { id: string; key: string; data: { seq: number }; cursor: string } }; errors?: unknown[] };
+        };
         if (message.type === 'connection_ack') {
           socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: QUERY, variables: { t: this.topic, after: this.cursor } } }));
           this.socket = socket;
@@ -106,100 +109,115 @@ describe.concurrent('fault: subscription chaos (drops and a kill while events fl
     const title = target.features.persistent
       ? 'missing 0, duplicates 0, out of order 0 through drops and a kill of its gateway'
       : 'missing 0, duplicates 0, out of order 0 through drops; after a kill the resume is refused with CURSOR_EXPIRED';
-    it.runIf(target.features.replay)(`[${target.broker}] ${title}`, async ({ expect }) => {
-      const scope = new GatewayScope();
-      const topic = target.newTopic('chaos');
-      const serving = () => scope.start({ broker: target.broker, databasePath: scope.database(`s-${Date.now()}.db`), env: target.env });
-      // Where the memory broker lives is the one process that publishes and serves.
-      const separate = target.features.persistent;
-      let server: GatewayProcess | undefined = await serving();
-      const publisher = separate ? await scope.start({ broker: target.broker, databasePath: scope.database('p.db'), env: target.env }) : server;
-      const client = new ResumingClient(() => server?.url, topic);
-      const committed: string[] = [];
-      let refusedPublishes = 0;
-      try {
-        await client.connect();
-        // graphql-ws says nothing when a subscription is live: wait until a first event arrives.
-        const probeUrl = (separate ? publisher : server)!.url;
-        await waitFor(
-          async () => (await publishEvents(probeUrl, [{ id: `${topic}-probe-${Date.now()}`, topic, type: 'chaos.probe', key: 'probe', data: { seq: -1 } }]), client.probed),
-          60_000,
-          'the subscription to be live',
-        );
-        const publishing = (async () => {
-          for (let i = 0; i < EVENTS; i += 10) {
-            const inputs = Array.from({ length: 10 }, (_, j) => ({ id: `${topic}-${i + j}`, topic, type: 'chaos.tick', key: `k${(i + j) % KEYS}`, data: { seq: i + j } }));
-            const url = (separate ? publisher : server)?.url;
-            if (!url) {
-              await new Promise((r) => setTimeout(r, 50));
-              i -= 10;
-              continue;
+    it.runIf(target.features.replay)(
+      `[${target.broker}] ${title}`,
+      async ({ expect }) => {
+        const scope = new GatewayScope();
+        const topic = target.newTopic('chaos');
+        const serving = () => scope.start({ broker: target.broker, databasePath: scope.database(`s-${Date.now()}.db`), env: target.env });
+        // Where the memory broker lives is the one process that publishes and serves.
+        const separate = target.features.persistent;
+        let server: GatewayProcess | undefined = await serving();
+        const publisher = separate ? await scope.start({ broker: target.broker, databasePath: scope.database('p.db'), env: target.env }) : server;
+        const client = new ResumingClient(() => server?.url, topic);
+        const committed: string[] = [];
+        let refusedPublishes = 0;
+        try {
+          await client.connect();
+          // graphql-ws says nothing when a subscription is live: wait until a first event arrives.
+          const probeUrl = (separate ? publisher : server)!.url;
+          await waitFor(
+            async () => {
+              await publishEvents(probeUrl, [{ id: `${topic}-probe-${Date.now()}`, topic, type: 'chaos.probe', key: 'probe', data: { seq: -1 } }]);
+              return client.probed;
+            },
+            60_000,
+            'the subscription to be live',
+          );
+          const publishing = (async () => {
+            for (let i = 0; i < EVENTS; i += 10) {
+              const inputs = Array.from({ length: 10 }, (_, j) => ({
+                id: `${topic}-${i + j}`,
+                topic,
+                type: 'chaos.tick',
+                key: `k${(i + j) % KEYS}`,
+                data: { seq: i + j },
+              }));
+              const url = (separate ? publisher : server)?.url;
+              if (!url) {
+                await new Promise((r) => setTimeout(r, 50));
+                i -= 10;
+                continue;
+              }
+              try {
+                if ((await publishEvents(url, inputs)) === null) committed.push(...inputs.map((e) => e.id));
+                else refusedPublishes++;
+              } catch {
+                // The serving gateway died with this call: on the memory broker it published too.
+                i -= 10;
+              }
+              await new Promise((r) => setTimeout(r, 30));
             }
-            try {
-              if ((await publishEvents(url, inputs)) === null) committed.push(...inputs.map((e) => e.id));
-              else refusedPublishes++;
-            } catch {
-              // The serving gateway died with this call: on the memory broker it published too.
-              i -= 10;
+          })();
+          // Drops at random moments, and one kill of the serving gateway halfway.
+          for (let drop = 0; drop < DROPS; drop++) {
+            await new Promise((r) => setTimeout(r, 300 + Math.random() * 900));
+            await client.drop();
+            if (target.features.persistent && drop === Math.floor(DROPS / 2)) {
+              const dying = server!;
+              server = undefined;
+              await dying.kill();
+              server = await serving();
+              await client.connect();
             }
-            await new Promise((r) => setTimeout(r, 30));
           }
-        })();
-        // Drops at random moments, and one kill of the serving gateway halfway.
-        for (let drop = 0; drop < DROPS; drop++) {
-          await new Promise((r) => setTimeout(r, 300 + Math.random() * 900));
-          await client.drop();
-          if (target.features.persistent && drop === Math.floor(DROPS / 2)) {
+          await publishing;
+          await waitFor(() => new Set(client.got.map((g) => g.id)).size >= committed.length, 60_000, `all ${committed.length} events at the client`).catch(
+            () => undefined,
+          );
+          const seen = new Set<string>();
+          let duplicates = 0;
+          for (const got of client.got) {
+            if (seen.has(got.id)) duplicates++;
+            seen.add(got.id);
+          }
+          const missingIds = committed.filter((id) => !seen.has(id));
+          const missing = missingIds.length;
+          if (missing > 0) console.log(`missing: ${missingIds.slice(0, 40).join(' ')}`);
+          let outOfOrder = 0;
+          const last = new Map<string, number>();
+          for (const got of client.got) {
+            if ((last.get(got.key) ?? -1) > got.seq) outOfOrder++;
+            last.set(got.key, got.seq);
+          }
+          let afterKill = '';
+          if (!target.features.persistent) {
+            // Nothing survives a kill of the process the memory broker lives in: the resume is
+            // refused, never answered with a gap.
             const dying = server!;
             server = undefined;
             await dying.kill();
             server = await serving();
             await client.connect();
+            await waitFor(() => client.refusals.length > 0, 30_000, 'the refusal of the resume after the kill');
+            expect(client.refusals.join()).toContain('CURSOR_EXPIRED');
+            afterKill = ', resume after the kill refused with CURSOR_EXPIRED';
+          } else {
+            expect(client.refusals).toEqual([]);
           }
+          console.log(
+            `fault subscription-chaos [${target.broker}]: missing ${missing}, duplicates ${duplicates}, out of order ${outOfOrder} ` +
+              `(published ${committed.length}, received ${client.got.length}, drops ${DROPS}, kills 1, connections ${client.connections}${afterKill})`,
+          );
+          expect(refusedPublishes).toBe(0);
+          expect(committed.length).toBeGreaterThanOrEqual(EVENTS);
+          expect({ missing, duplicates, outOfOrder }).toEqual({ missing: 0, duplicates: 0, outOfOrder: 0 });
+        } finally {
+          client.stop();
+          await scope.dispose();
         }
-        await publishing;
-        await waitFor(() => new Set(client.got.map((g) => g.id)).size >= committed.length, 60_000, `all ${committed.length} events at the client`).catch(() => undefined);
-        const seen = new Set<string>();
-        let duplicates = 0;
-        for (const got of client.got) {
-          if (seen.has(got.id)) duplicates++;
-          seen.add(got.id);
-        }
-        const missingIds = committed.filter((id) => !seen.has(id));
-        const missing = missingIds.length;
-        if (missing > 0) console.log(`missing: ${missingIds.slice(0, 40).join(' ')}`);
-        let outOfOrder = 0;
-        const last = new Map<string, number>();
-        for (const got of client.got) {
-          if ((last.get(got.key) ?? -1) > got.seq) outOfOrder++;
-          last.set(got.key, got.seq);
-        }
-        let afterKill = '';
-        if (!target.features.persistent) {
-          // Nothing survives a kill of the process the memory broker lives in: the resume is
-          // refused, never answered with a gap.
-          const dying = server!;
-          server = undefined;
-          await dying.kill();
-          server = await serving();
-          await client.connect();
-          await waitFor(() => client.refusals.length > 0, 30_000, 'the refusal of the resume after the kill');
-          expect(client.refusals.join()).toContain('CURSOR_EXPIRED');
-          afterKill = ', resume after the kill refused with CURSOR_EXPIRED';
-        } else {
-          expect(client.refusals).toEqual([]);
-        }
-        console.log(
-          `fault subscription-chaos [${target.broker}]: missing ${missing}, duplicates ${duplicates}, out of order ${outOfOrder} ` +
-            `(published ${committed.length}, received ${client.got.length}, drops ${DROPS}, kills 1, connections ${client.connections}${afterKill})`,
-        );
-        expect(refusedPublishes).toBe(0);
-        expect(committed.length).toBeGreaterThanOrEqual(EVENTS);
-        expect({ missing, duplicates, outOfOrder }).toEqual({ missing: 0, duplicates: 0, outOfOrder: 0 });
-      } finally {
-        client.stop();
-        await scope.dispose();
-      }
-    }, 240_000);
+      },
+      240_000,
+    );
   }
 });

@@ -65,7 +65,12 @@ describe('fault: two gateway processes relaying from one outbox', () => {
         }
         const twice = [...copies].filter(([, n]) => n > 1).map(([id]) => id);
         const counts = tally(committed, ...recorders);
-        reportFault('two-relays', target.broker, counts, `copies ${tap ? 'at the broker' : 'published'} ${[...copies.values()].reduce((a, b) => a + b, 0)}, published twice ${twice.length}`);
+        reportFault(
+          'two-relays',
+          target.broker,
+          counts,
+          `copies ${tap ? 'at the broker' : 'published'} ${[...copies.values()].reduce((a, b) => a + b, 0)}, published twice ${twice.length}`,
+        );
         expect(counts.lostIds).toEqual([]);
         expect(committed.filter((id) => !copies.has(id))).toEqual([]);
         expect(twice).toEqual([]);

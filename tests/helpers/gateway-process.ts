@@ -115,10 +115,7 @@ export async function startGateway(options: GatewayOptions & { configDir: string
       const at = Date.now();
       child.kill('SIGTERM');
       let timer: NodeJS.Timeout | undefined;
-      const outcome = await Promise.race([
-        exited,
-        new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs))),
-      ]);
+      const outcome = await Promise.race([exited, new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)))]);
       clearTimeout(timer);
       if (!outcome) {
         await gateway.kill();

@@ -98,21 +98,28 @@ export async function restartPostgres<T>(whileDown: () => Promise<T>): Promise<T
     return await whileDown();
   } finally {
     await run('pg_ctlcluster', [version, cluster, 'start']);
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        await withConnection(POSTGRES_URL, (sql) => sql`select 1`);
-        break;
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-        await new Promise((r) => setTimeout(r, 200));
-      }
+    await waitForPostgres(60_000);
+  }
+}
+
+/** Resolves once the server answers; rejects with its last refusal after `timeoutMs`. */
+async function waitForPostgres(timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await withConnection(POSTGRES_URL, (sql) => sql`select 1`);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 200));
     }
   }
 }
 
 function run(command: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { timeout: 60_000 }, (error, stdout, stderr) => (error ? reject(new Error(`${command} ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout)));
+    execFile(command, args, { timeout: 60_000 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`${command} ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout),
+    );
   });
 }

@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { waitFor } from './events.js';
 
 /** How the receiver answers one delivery: 2xx after `delayMs`, or `status` to make it fail. */

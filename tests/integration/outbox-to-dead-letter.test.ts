@@ -39,21 +39,29 @@ describe('mutation to dead letter and back', () => {
     const eventId = published.data!.publishEvent.event.id;
 
     // The relay published it and the outbox says so.
-    await waitFor(async () => {
-      const r = await gql<{ outboxEntry: { status: string } }>(app.url, `query($id: ID!) { outboxEntry(id: $id) { status } }`, {
-        id: published.data!.publishEvent.outboxId,
-      });
-      return r.data?.outboxEntry.status === 'PUBLISHED';
-    }, 5000, 'outbox row published');
+    await waitFor(
+      async () => {
+        const r = await gql<{ outboxEntry: { status: string } }>(app.url, `query($id: ID!) { outboxEntry(id: $id) { status } }`, {
+          id: published.data!.publishEvent.outboxId,
+        });
+        return r.data?.outboxEntry.status === 'PUBLISHED';
+      },
+      5000,
+      'outbox row published',
+    );
 
     // billing fails 3 times with growing delays, then the dead letter appears.
-    const letters = await waitFor(async () => {
-      const r = await gql<{ deadLetters: { edges: { node: Record<string, unknown> & { event: { id: string } } }[] } }>(
-        app.url,
-        `{ deadLetters(consumer: "billing") { edges { node { id consumer topic error attempts status event { id key data } } } } }`,
-      );
-      return r.data?.deadLetters.edges.length ? r.data.deadLetters.edges : undefined;
-    }, 10_000, 'dead letter');
+    const letters = await waitFor(
+      async () => {
+        const r = await gql<{ deadLetters: { edges: { node: Record<string, unknown> & { event: { id: string } } }[] } }>(
+          app.url,
+          `{ deadLetters(consumer: "billing") { edges { node { id consumer topic error attempts status event { id key data } } } } }`,
+        );
+        return r.data?.deadLetters.edges.length ? r.data.deadLetters.edges : undefined;
+      },
+      10_000,
+      'dead letter',
+    );
     expect(letters[0]!.node).toMatchObject({
       consumer: 'billing',
       topic,
@@ -82,20 +90,22 @@ describe('mutation to dead letter and back', () => {
 
     // Fix billing, replay: only billing runs again.
     billingFixed = true;
-    const replay = await gql<{ replayDeadLetter: { status: string } }>(
-      app.url,
-      `mutation($id: ID!) { replayDeadLetter(id: $id) { status } }`,
-      { id: letters[0]!.node['id'] },
-    );
+    const replay = await gql<{ replayDeadLetter: { status: string } }>(app.url, `mutation($id: ID!) { replayDeadLetter(id: $id) { status } }`, {
+      id: letters[0]!.node['id'],
+    });
     expect(replay.data?.replayDeadLetter.status).toBe('REPLAYED');
-    await waitFor(async () => {
-      const r = await gql<{ processedMessage: { eventId: string } | null }>(
-        app.url,
-        `query($id: ID!) { processedMessage(consumer: "billing", eventId: $id) { eventId processedAt } }`,
-        { id: eventId },
-      );
-      return r.data?.processedMessage;
-    }, 5000, 'billing processed the replay');
+    await waitFor(
+      async () => {
+        const r = await gql<{ processedMessage: { eventId: string } | null }>(
+          app.url,
+          `query($id: ID!) { processedMessage(consumer: "billing", eventId: $id) { eventId processedAt } }`,
+          { id: eventId },
+        );
+        return r.data?.processedMessage;
+      },
+      5000,
+      'billing processed the replay',
+    );
     expect(attempts.filter((a) => a.consumer === 'billing').map((a) => a.attempt)).toEqual([1, 2, 3, 1]);
     expect(attempts.filter((a) => a.consumer === 'audit')).toHaveLength(1);
 
@@ -116,10 +126,14 @@ describe('mutation to dead letter and back', () => {
     });
     dispose = app.dispose;
     await gql(app.url, `mutation { publishEvent(input: { topic: "${topic}", type: "x.y", data: 1 }) { outboxId } }`);
-    const id = await waitFor(async () => {
-      const r = await gql<{ deadLetters: { edges: { node: { id: string } }[] } }>(app.url, `{ deadLetters { edges { node { id } } } }`);
-      return r.data?.deadLetters.edges[0]?.node.id;
-    }, 5000, 'dead letter');
+    const id = await waitFor(
+      async () => {
+        const r = await gql<{ deadLetters: { edges: { node: { id: string } }[] } }>(app.url, `{ deadLetters { edges { node { id } } } }`);
+        return r.data?.deadLetters.edges[0]?.node.id;
+      },
+      5000,
+      'dead letter',
+    );
     const discarded = await gql<{ discardDeadLetter: { status: string } }>(app.url, `mutation { discardDeadLetter(id: "${id}") { status } }`);
     expect(discarded.data?.discardDeadLetter.status).toBe('DISCARDED');
     const replay = await gql(app.url, `mutation { replayDeadLetter(id: "${id}") { status } }`);

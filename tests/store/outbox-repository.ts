@@ -199,7 +199,10 @@ export function defineOutboxRepositorySuite(dialect: StoreDialect): void {
     it('lists by status with cursors in both directions', async () => {
       await outbox.append(Array.from({ length: 5 }, () => makeEvent()));
       await outbox.claim({ owner: 'r', limit: 2, leaseMs: 1000 });
-      await outbox.settle('r', [{ id: 1, ok: true }, { id: 2, ok: true }]);
+      await outbox.settle('r', [
+        { id: 1, ok: true },
+        { id: 2, ok: true },
+      ]);
       expect(ids(await outbox.list({ status: 'PENDING' }, page))).toEqual([3, 4, 5]);
       const first = await outbox.list({}, { limit: 2, inverted: false });
       const cursor = Buffer.from(`outbox:${first[1]!.id}`).toString('base64url');
@@ -228,7 +231,15 @@ export function defineOutboxRepositorySuite(dialect: StoreDialect): void {
       await outbox.append([makeEvent(), makeEvent(), makeEvent()]);
       await outbox.claim({ owner: 'r', limit: 10, leaseMs: 1000 });
       const now = Date.now();
-      await outbox.settle('r', [{ id: 1, ok: true }, { id: 2, ok: false, error: 'x', retryAt: null }, { id: 3, ok: false, error: 'y', retryAt: now }], now - 10_000);
+      await outbox.settle(
+        'r',
+        [
+          { id: 1, ok: true },
+          { id: 2, ok: false, error: 'x', retryAt: null },
+          { id: 3, ok: false, error: 'y', retryAt: now },
+        ],
+        now - 10_000,
+      );
       expect(await outbox.prunePublished(now - 5_000, 100)).toBe(1);
       expect((await outbox.list({}, page)).map((r) => r.status)).toEqual(['FAILED', 'PENDING']);
     });
@@ -239,7 +250,10 @@ export function defineOutboxRepositorySuite(dialect: StoreDialect): void {
       await outbox.append([makeEvent(), makeEvent(), makeEvent(), makeEvent()]);
       const claimed = await outbox.claim({ owner: 'r', limit: 2, leaseMs: 1000 });
       expect(claimed.map((r) => r.createdAt.getTime() >= before - 1 && r.createdAt.getTime() <= Date.now())).toEqual([true, true]);
-      await outbox.settle('r', [{ id: claimed[0]!.id, ok: true }, { id: claimed[1]!.id, ok: false, error: 'refused', retryAt: null }]);
+      await outbox.settle('r', [
+        { id: claimed[0]!.id, ok: true },
+        { id: claimed[1]!.id, ok: false, error: 'refused', retryAt: null },
+      ]);
       const { counts, oldestPendingAt } = await outbox.summary();
       expect(counts).toEqual({ PENDING: 2, PUBLISHED: 1, FAILED: 1 });
       expect(oldestPendingAt).toEqual((await outbox.get(3))!.createdAt);

@@ -75,7 +75,10 @@ export function definePostgresSuite(): void {
         const claimed = await store.outbox.claim({ owner: 'r', limit: 10, leaseMs: 60_000 });
         expect(claimed.map((r) => r.id)).toEqual([early!.id, later!.id]);
         expect(Number(row!.id)).toBeLessThan(early!.id);
-        await store.outbox.settle('r', claimed.map((r) => ({ id: r.id, ok: true })));
+        await store.outbox.settle(
+          'r',
+          claimed.map((r) => ({ id: r.id, ok: true })),
+        );
         await sql.unsafe('commit');
       });
       const claimed = await store.outbox.claim({ owner: 'r', limit: 10, leaseMs: 60_000 });
@@ -143,11 +146,15 @@ export function definePostgresSuite(): void {
       first.onOutboxChange(() => own++);
       // LISTEN is set up in the background when a store opens: append until it is heard.
       let appends = 0;
-      await waitFor(async () => {
-        await first.outbox.append([makeEvent()]);
-        appends++;
-        return woken > 0;
-      }, 5000, 'the other instance to be woken');
+      await waitFor(
+        async () => {
+          await first.outbox.append([makeEvent()]);
+          appends++;
+          return woken > 0;
+        },
+        5000,
+        'the other instance to be woken',
+      );
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(own).toBe(appends);
       // Rows handed to the local relay wait for no claim: nobody else is woken for them.
@@ -164,14 +171,21 @@ export function definePostgresSuite(): void {
       const second = await another();
       let woken = 0;
       second.onOutboxChange(() => woken++);
-      await waitFor(async () => {
-        await first.outbox.append([makeEvent()]);
-        return woken > 0;
-      }, 5000, 'LISTEN to be set up');
+      await waitFor(
+        async () => {
+          await first.outbox.append([makeEvent()]);
+          return woken > 0;
+        },
+        5000,
+        'LISTEN to be set up',
+      );
       woken = 0;
-      await withConnection(first.url, (sql) => sql`
+      await withConnection(
+        first.url,
+        (sql) => sql`
         select pg_terminate_backend(pid) from pg_stat_activity
-        where datname = current_database() and pid <> pg_backend_pid() and query ilike 'listen%'`);
+        where datname = current_database() and pid <> pg_backend_pid() and query ilike 'listen%'`,
+      );
       // Rows committed while it was deaf: the resumed LISTEN wakes the listeners anyway.
       await waitFor(() => woken > 0, 5000, 'the listeners to be woken on resume');
       woken = 0;
@@ -207,11 +221,9 @@ export function definePostgresSuite(): void {
       const app = await startTestApp({ env: { DATABASE_URL: database.url } });
       cleanups.push(() => app.dispose());
       expect(app.store.dialect).toBe('postgres');
-      const answer = await gql<{ publishEvent: { outboxId: string } }>(
-        app.url,
-        'mutation($i: PublishEventInput!) { publishEvent(input: $i) { outboxId } }',
-        { i: { topic: 'orders', type: 'order.created', key: 'o-1', data: { n: 1 } } },
-      );
+      const answer = await gql<{ publishEvent: { outboxId: string } }>(app.url, 'mutation($i: PublishEventInput!) { publishEvent(input: $i) { outboxId } }', {
+        i: { topic: 'orders', type: 'order.created', key: 'o-1', data: { n: 1 } },
+      });
       expect(answer.errors).toBeUndefined();
       const id = Number(answer.data!.publishEvent.outboxId);
       await waitFor(async () => (await app.store.outbox.get(id))?.status === 'PUBLISHED', 10_000, 'the relay to publish the row');
@@ -301,20 +313,38 @@ export function definePostgresSuite(): void {
           await sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${database} and pid <> pg_backend_pid()`;
         });
       await setReadOnly(true);
-      const refused = await waitFor(async () => {
-        const error = await store.ping().then(() => undefined, (reason: unknown) => reason);
-        return error instanceof StoreUnavailableError && /read-only/.test(error.message) ? error : undefined;
-      }, 10_000, 'ping to report the database read-only');
+      const refused = await waitFor(
+        async () => {
+          const error = await store.ping().then(
+            () => undefined,
+            (reason: unknown) => reason,
+          );
+          return error instanceof StoreUnavailableError && /read-only/.test(error.message) ? error : undefined;
+        },
+        10_000,
+        'ping to report the database read-only',
+      );
       expect(refused.message).toMatch(/the database is read-only \(a standby/);
       await setReadOnly(false);
-      await waitFor(() => store.ping().then(() => true, () => false), 10_000, 'ping to succeed again');
+      await waitFor(
+        () =>
+          store.ping().then(
+            () => true,
+            () => false,
+          ),
+        10_000,
+        'ping to succeed again',
+      );
       await store.outbox.append([makeEvent()]);
     });
 
     it('survives the server terminating its connections (admin shutdown, 57P01)', async () => {
       const { store, database } = await storeBehindProxy();
-      const killed = await withConnection(POSTGRES_URL, (sql) => sql`
-        select pg_terminate_backend(pid) from pg_stat_activity where datname = ${database} and pid <> pg_backend_pid()`);
+      const killed = await withConnection(
+        POSTGRES_URL,
+        (sql) => sql`
+        select pg_terminate_backend(pid) from pg_stat_activity where datname = ${database} and pid <> pg_backend_pid()`,
+      );
       expect(killed.length).toBeGreaterThan(0);
       // A call that meets a connection the server just closed fails as unavailable; the store
       // connects again for the next one, without a restart.

@@ -22,19 +22,20 @@ export function defineProcessedMessageRepositorySuite(dialect: StoreDialect): vo
     });
 
     it('answers concurrent records and look-ups each with its own result', async () => {
-      const recorded = await Promise.all([
-        processed.record('a', 'x'),
-        processed.record('a', 'x'),
-        processed.record('a', 'y'),
-        processed.record('b', 'x'),
-      ]);
+      const recorded = await Promise.all([processed.record('a', 'x'), processed.record('a', 'x'), processed.record('a', 'y'), processed.record('b', 'x')]);
       expect(recorded).toEqual([true, false, true, true]);
       const seen = await Promise.all(['x', 'y', 'z'].map((id) => processed.has('a', id)));
       expect(seen).toEqual([true, true, false]);
     });
 
     it('pages newest first, including rows with the same timestamp', async () => {
-      for (const [id, at] of [['e1', 1000], ['e2', 2000], ['e3', 2000], ['e4', 3000]] as const) await processed.record('c', id, at);
+      for (const [id, at] of [
+        ['e1', 1000],
+        ['e2', 2000],
+        ['e3', 2000],
+        ['e4', 3000],
+      ] as const)
+        await processed.record('c', id, at);
       const first = await processed.list('c', { limit: 2, inverted: false });
       expect(first.map((r) => r.eventId)).toEqual(['e4', 'e3']);
       const rest = await processed.list('c', { limit: 10, inverted: false, after: processedMessageCursor(first[1]!) });

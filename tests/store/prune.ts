@@ -19,7 +19,11 @@ export function definePruneSuite(dialect: StoreDialect): void {
       const claimed = await outbox.claim({ owner: 'r', limit: total + 2, leaseMs: 60_000 });
       const now = Date.now();
       // All but the last two published long ago; one recently, one not at all.
-      await outbox.settle('r', claimed.slice(0, total).map((row) => ({ id: row.id, ok: true })), now - 60_000);
+      await outbox.settle(
+        'r',
+        claimed.slice(0, total).map((row) => ({ id: row.id, ok: true })),
+        now - 60_000,
+      );
       await outbox.settle('r', [{ id: claimed[total]!.id, ok: true }], now);
       await outbox.release('r', [claimed[total + 1]!.id]);
 

@@ -12,7 +12,13 @@ class CountingBroker extends MemoryBroker {
   override async subscribe(...args: Parameters<MemoryBroker['subscribe']>) {
     this.subscribeCalls++;
     const sub = await super.subscribe(...args);
-    return { ...sub, close: async () => (this.closedSubscriptions++, sub.close()) };
+    return {
+      ...sub,
+      close: async () => {
+        this.closedSubscriptions++;
+        return sub.close();
+      },
+    };
   }
 }
 
@@ -34,7 +40,7 @@ describe('subscription hub', () => {
     expect(broker.subscribeCalls).toBe(1);
     await broker.publish([makeEvent({ topic: 'orders', id: 'e1' })]);
     for (const s of streams) expect((await take(s, 1))[0]!.id).toBe('e1');
-    streams.slice(1).forEach((s) => s.close());
+    for (const s of streams.slice(1)) s.close();
     expect(broker.closedSubscriptions).toBe(0);
     streams[0]!.close();
     await waitFor(() => broker.closedSubscriptions === 1, 1000, 'broker subscription closed');
@@ -101,7 +107,8 @@ describe('subscription hub: resuming after a cursor', () => {
     const first = (await live.next()).value as DeliveredEvent;
     await expect(hub.subscribe('orders', { after: first.cursor })).rejects.toMatchObject({ code: 'CURSOR_EXPIRED' });
     // One the log still holds resumes.
-    const fourth = ((await take(live, 3)), (await live.next()).value as DeliveredEvent);
+    await take(live, 3);
+    const fourth = (await live.next()).value as DeliveredEvent;
     const resumed = await hub.subscribe('orders', { after: fourth.cursor });
     expect((await take(resumed, 1)).map((e) => e.id)).toEqual(['e5']);
   });

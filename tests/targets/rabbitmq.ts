@@ -3,7 +3,16 @@ import type { RabbitMqBroker } from '../../src/brokers/rabbitmq/rabbitmq-broker.
 import { publishWithAmqplib } from './foreign-producers.js';
 import { requireBroker } from '../helpers/brokers.js';
 import { waitFor } from '../helpers/events.js';
-import { createRabbitMqBroker, deleteRabbitMqObjects, listQueues, plainClient, RABBITMQ_URL, rabbitmqctl, restartRabbitMq, streamQueue } from '../helpers/rabbitmq.js';
+import {
+  createRabbitMqBroker,
+  deleteRabbitMqObjects,
+  listQueues,
+  plainClient,
+  RABBITMQ_URL,
+  rabbitmqctl,
+  restartRabbitMq,
+  streamQueue,
+} from '../helpers/rabbitmq.js';
 import { CreatedNames, type BrokerTarget, type PublishTap } from './target.js';
 
 const EXCHANGE = 'events';
@@ -63,12 +72,16 @@ async function tapRabbitMq(topic: string): Promise<PublishTap> {
       const { messageCount } = await client.channel.checkQueue(queue);
       const copies = new Map<string, number>();
       let seen = 0;
-      await client.channel.consume(queue, (message) => {
-        if (!message) return;
-        const id = String(message.properties.messageId);
-        copies.set(id, (copies.get(id) ?? 0) + 1);
-        seen++;
-      }, { noAck: true });
+      await client.channel.consume(
+        queue,
+        (message) => {
+          if (!message) return;
+          const id = String(message.properties.messageId);
+          copies.set(id, (copies.get(id) ?? 0) + 1);
+          seen++;
+        },
+        { noAck: true },
+      );
       await waitFor(() => seen >= messageCount, timeoutMs, `${messageCount} copies from RabbitMQ`);
       return copies;
     },

@@ -16,11 +16,16 @@ describe('OTEL_* variables', () => {
       serviceName: 'event-gateway',
       otlpTracesUrl: 'http://collector:4318/v1/traces',
     });
-    expect(tracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:4318/traces' }).otlpTracesUrl).toBe('http://b:4318/traces');
+    expect(tracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:4318/traces' }).otlpTracesUrl).toBe(
+      'http://b:4318/traces',
+    );
   });
 
   it('follow OTEL_TRACES_EXPORTER, where none wins, and OTEL_SDK_DISABLED over everything', () => {
-    expect(tracing({ OTEL_TRACES_EXPORTER: 'console,otlp', OTEL_SERVICE_NAME: 'gw-eu' })).toMatchObject({ exporters: ['console', 'otlp'], serviceName: 'gw-eu' });
+    expect(tracing({ OTEL_TRACES_EXPORTER: 'console,otlp', OTEL_SERVICE_NAME: 'gw-eu' })).toMatchObject({
+      exporters: ['console', 'otlp'],
+      serviceName: 'gw-eu',
+    });
     expect(tracing({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).exporters).toEqual([]);
     expect(tracing({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_SDK_DISABLED: 'true' }).exporters).toEqual([]);
   });

@@ -41,7 +41,10 @@ export class ConnectionMonitor {
    * with (a coordinator moving, no leader yet after a restart) is only shown as `lastError`.
    */
   failed(error: unknown, context: Record<string, unknown> = {}): void {
-    if (!isUnreachable(error)) return this.note(error);
+    if (!isUnreachable(error)) {
+      this.note(error);
+      return;
+    }
     this.lastSignal = Date.now();
     this.lastError = errorMessage(error);
     if (!this.connected) return;
@@ -57,13 +60,19 @@ export class ConnectionMonitor {
   /** Starts the background probe; `probe` must reject when Kafka does not answer. */
   start(probe: () => Promise<unknown>): void {
     if (this.timer) return;
-    this.timer = setInterval(() => {
-      if (this.probing || Date.now() - this.lastSignal < this.probeIntervalMs) return;
-      this.probing = true;
-      probe()
-        .then(() => this.up(), (error: unknown) => this.failed(error, { probe: true }))
-        .finally(() => (this.probing = false));
-    }, Math.max(100, Math.floor(this.probeIntervalMs / 2)));
+    this.timer = setInterval(
+      () => {
+        if (this.probing || Date.now() - this.lastSignal < this.probeIntervalMs) return;
+        this.probing = true;
+        probe()
+          .then(
+            () => this.up(),
+            (error: unknown) => this.failed(error, { probe: true }),
+          )
+          .finally(() => (this.probing = false));
+      },
+      Math.max(100, Math.floor(this.probeIntervalMs / 2)),
+    );
     this.timer.unref();
   }
 

@@ -24,10 +24,13 @@ export class DelayedDeliveries {
   hold(progress: PartitionProgress, delayMs: number, release: () => void): void {
     const entry: Held = {
       progress,
-      timer: setTimeout(() => {
-        this.held.delete(entry);
-        release();
-      }, Math.min(delayMs, MAX_TIMER_MS)),
+      timer: setTimeout(
+        () => {
+          this.held.delete(entry);
+          release();
+        },
+        Math.min(delayMs, MAX_TIMER_MS),
+      ),
     };
     this.held.add(entry);
   }

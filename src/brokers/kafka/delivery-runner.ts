@@ -63,12 +63,17 @@ export class DeliveryRunner {
 
   private async write(topic: string, copy: Message, origin: RecordOrigin, delivery: Delivery): Promise<boolean> {
     const ids = { consumer: this.consumer, eventId: delivery.event.id, origin: describeOrigin(origin), to: topic };
-    const written = await retryUntilDone(async () => (await this.publisher.send(topic, [copy]), true), {
-      signal: this.closing,
-      onError: (error, attempt) => this.logger.warn({ err: error, ...ids, attempt }, `could not write to ${topic}: ${errorMessage(error)}; trying again`),
-    });
+    const written = await retryUntilDone(
+      async () => {
+        await this.publisher.send(topic, [copy]);
+        return true;
+      },
+      {
+        signal: this.closing,
+        onError: (error, attempt) => this.logger.warn({ err: error, ...ids, attempt }, `could not write to ${topic}: ${errorMessage(error)}; trying again`),
+      },
+    );
     if (!written) this.logger.warn(ids, 'consumer closed before its settlement was written; Kafka delivers the message again');
     return written ?? false;
   }
-
 }

@@ -70,7 +70,10 @@ export class KafkaDurableConsumer implements ConsumerHandle {
   async start(): Promise<void> {
     const ready = await within(this.setUp(), this.deps.options.readyTimeoutMs);
     if (!ready && !this.closing.signal.aborted) {
-      this.logger.warn({ topic: this.binding.topic, lastError: this.deps.monitor.status().lastError }, 'kafka consumer not joined yet; joining in the background');
+      this.logger.warn(
+        { topic: this.binding.topic, lastError: this.deps.monitor.status().lastError },
+        'kafka consumer not joined yet; joining in the background',
+      );
     }
   }
 

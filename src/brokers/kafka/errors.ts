@@ -21,11 +21,7 @@ const REJECTED_MESSAGE_TYPES = new Set([
 ]);
 
 /** Errors at connect time that reconnecting cannot fix: credentials, TLS, protocol mismatch. */
-const PERMANENT_CONNECT_ERRORS = new Set([
-  'KafkaJSSASLAuthenticationError',
-  'KafkaJSNotImplemented',
-  'KafkaJSUnsupportedMagicByteInMessageSet',
-]);
+const PERMANENT_CONNECT_ERRORS = new Set(['KafkaJSSASLAuthenticationError', 'KafkaJSNotImplemented', 'KafkaJSUnsupportedMagicByteInMessageSet']);
 
 /** kafkajs errors that mean Kafka did not answer at all (as opposed to answering with an error). */
 const UNREACHABLE_ERRORS = new Set([

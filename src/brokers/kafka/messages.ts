@@ -43,18 +43,11 @@ export function retryMessage(
 }
 
 /** A consumed record sent to a consumer's dead-letter topic, with the error and attempts made. */
-export function deadLetterMessage(
-  source: KafkaMessage,
-  context: { origin: RecordOrigin; consumer: string; attempts: number; error: string },
-): Message {
+export function deadLetterMessage(source: KafkaMessage, context: { origin: RecordOrigin; consumer: string; attempts: number; error: string }): Message {
   return copyOf(source, context, { [ATTEMPT_HEADER]: String(context.attempts) });
 }
 
-function copyOf(
-  source: KafkaMessage,
-  context: { origin: RecordOrigin; consumer: string; error: string },
-  headers: Record<string, string>,
-): Message {
+function copyOf(source: KafkaMessage, context: { origin: RecordOrigin; consumer: string; error: string }, headers: Record<string, string>): Message {
   return {
     key: source.key,
     value: source.value,
@@ -96,4 +89,3 @@ function withoutGatewayHeaders(headers: IHeaders | undefined): IHeaders {
   for (const name of GATEWAY_HEADERS) delete copy[name];
   return copy;
 }
-

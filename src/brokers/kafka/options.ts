@@ -114,9 +114,5 @@ export function topicSpec(options: KafkaBrokerOptions, topic: string): KafkaTopi
  */
 export function consumerTopicSpecs(options: KafkaBrokerOptions, consumer: string, topic: string): KafkaTopicSpec[] {
   const main = topicSpec(options, topic);
-  return [
-    main,
-    { name: retryTopicOf(consumer), partitions: main.partitions },
-    { name: deadLetterTopicOf(consumer), partitions: main.partitions },
-  ];
+  return [main, { name: retryTopicOf(consumer), partitions: main.partitions }, { name: deadLetterTopicOf(consumer), partitions: main.partitions }];
 }

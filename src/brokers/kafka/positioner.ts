@@ -24,10 +24,7 @@ const OTHERS_WAIT_MS = 60_000;
  * the call and this lookup; the end covers records a producer stamped with an older time.
  */
 export async function startOffsets(admin: Admin, topic: string, calledAt: number): Promise<Map<number, string>> {
-  const [ends, byTime] = await Promise.all([
-    admin.fetchTopicOffsets(topic),
-    admin.fetchTopicOffsetsByTimestamp(topic, calledAt - CLOCK_SKEW_MS),
-  ]);
+  const [ends, byTime] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchTopicOffsetsByTimestamp(topic, calledAt - CLOCK_SKEW_MS)]);
   return new Map(
     ends.map(({ partition, high }) => {
       const stamped = byTime.find((p) => p.partition === partition)?.offset;
@@ -47,10 +44,7 @@ export interface GroupView {
 }
 
 /** What to do next before joining: join now, commit start offsets, or wait for others to leave. */
-export type StartStep =
-  | { readonly kind: 'join' }
-  | { readonly kind: 'set'; readonly partitions: readonly SeekEntry[] }
-  | { readonly kind: 'wait' };
+export type StartStep = { readonly kind: 'join' } | { readonly kind: 'set'; readonly partitions: readonly SeekEntry[] } | { readonly kind: 'wait' };
 
 /**
  * The rule for positioning a group before joining it. Partitions that existed when `consume()`

@@ -98,10 +98,13 @@ class MemoryQueue {
         // The pipeline has recorded the dead letter in the store; this broker keeps no copy.
         return;
       case 'retry': {
-        const timer = setTimeout(() => {
-          this.timers.delete(timer);
-          this.enqueue({ event: message.event, attempt: message.attempt + 1 });
-        }, Math.max(0, settlement.delayMs));
+        const timer = setTimeout(
+          () => {
+            this.timers.delete(timer);
+            this.enqueue({ event: message.event, attempt: message.attempt + 1 });
+          },
+          Math.max(0, settlement.delayMs),
+        );
         timer.unref();
         this.timers.add(timer);
         return;

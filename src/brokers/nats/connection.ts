@@ -125,7 +125,10 @@ export class NatsConnector {
    * reconnects, but a connection that closed for good is replaced by a new one that starts with
    * no subscriptions: core-mode subscriptions use this to come back on it. Ends with `signal`.
    */
-  follow(open: (session: NatsSession) => Promise<void>, options: { signal: AbortSignal; openedOn?: NatsConnection | undefined; onError: (error: unknown) => void }): void {
+  follow(
+    open: (session: NatsSession) => Promise<void>,
+    options: { signal: AbortSignal; openedOn?: NatsConnection | undefined; onError: (error: unknown) => void },
+  ): void {
     const { signal, onError } = options;
     void (async () => {
       let last = options.openedOn;

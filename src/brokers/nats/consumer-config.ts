@@ -76,11 +76,7 @@ function redeliveryDelays(binding: ConsumerBinding, maxDeliver: number, ackWaitM
  * (e.g. new `types` or `maxAttempts`); its position in the stream is kept. A configuration the
  * server refuses is a `ConfigError`; other failures are left for the caller to retry.
  */
-async function ensureDurableConsumer(
-  jsm: JetStreamManager,
-  stream: string,
-  config: Partial<ConsumerConfig> & { durable_name: string },
-): Promise<ConsumerInfo> {
+async function ensureDurableConsumer(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig> & { durable_name: string }): Promise<ConsumerInfo> {
   const name = config.durable_name;
   try {
     const info = await consumerInfo(jsm, stream, name);

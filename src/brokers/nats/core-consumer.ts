@@ -46,9 +46,7 @@ export class CoreConsumer implements ConsumerHandle {
     this.closing = true;
     this.stopped.abort();
     const ids = { consumer: this.binding.name };
-    await Promise.all(
-      this.subs.map((sub) => sub.drain().catch((error: unknown) => this.deps.logger.debug({ err: error, ...ids }, 'could not drain'))),
-    );
+    await Promise.all(this.subs.map((sub) => sub.drain().catch((error: unknown) => this.deps.logger.debug({ err: error, ...ids }, 'could not drain'))));
     await this.sink.idle();
     for (const [timer, { event, attempt }] of this.retries) {
       clearTimeout(timer);
@@ -116,10 +114,13 @@ export class CoreConsumer implements ConsumerHandle {
       this.deps.logger.warn(context, 'consumer closing; retry dropped (core NATS keeps nothing)');
       return;
     }
-    const timer = setTimeout(() => {
-      this.retries.delete(timer);
-      this.enqueue({ ...delivery, attempt: delivery.attempt + 1 });
-    }, Math.max(0, settlement.delayMs));
+    const timer = setTimeout(
+      () => {
+        this.retries.delete(timer);
+        this.enqueue({ ...delivery, attempt: delivery.attempt + 1 });
+      },
+      Math.max(0, settlement.delayMs),
+    );
     timer.unref();
     this.retries.set(timer, delivery);
   }

@@ -139,13 +139,16 @@ export class JetStreamConsumer implements ConsumerHandle {
       },
       started: () => {
         // Any ack wait of this consumer is at least ackWaitMs: report progress well within it.
-        const timer = setInterval(() => {
-          try {
-            message.working();
-          } catch (error) {
-            this.deps.logger.debug({ err: error, ...ids }, 'could not report progress on a delivery');
-          }
-        }, Math.max(100, Math.floor(this.deps.options.ackWaitMs / 3)));
+        const timer = setInterval(
+          () => {
+            try {
+              message.working();
+            } catch (error) {
+              this.deps.logger.debug({ err: error, ...ids }, 'could not report progress on a delivery');
+            }
+          },
+          Math.max(100, Math.floor(this.deps.options.ackWaitMs / 3)),
+        );
         timer.unref();
         return () => clearInterval(timer);
       },

@@ -25,7 +25,9 @@ export function streamLog(info: Pick<StreamInfo, 'config' | 'created'>): string 
  */
 export function resumeSequence(after: NonNullable<FanOutOptions['after']>, log: string): number {
   if (after.log !== log) {
-    throw new CursorExpiredError('the NATS stream this cursor was from is gone (it was deleted and made again since); subscribe without "after" to start from now');
+    throw new CursorExpiredError(
+      'the NATS stream this cursor was from is gone (it was deleted and made again since); subscribe without "after" to start from now',
+    );
   }
   const seq = after.point[PARTITION] ?? 0;
   if (!Number.isSafeInteger(seq) || seq < 0) throw new InvalidCursorError(`invalid cursor: ${seq} is not a position in the NATS stream`);

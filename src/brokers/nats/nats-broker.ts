@@ -58,9 +58,7 @@ export class NatsBroker implements Broker {
     if (events.length === 0) return;
     const session = this.session();
     if (!session) {
-      const reason = this.closing
-        ? 'the NATS broker is closed'
-        : `NATS is not connected (${this.connector.status().lastError ?? 'connecting'})`;
+      const reason = this.closing ? 'the NATS broker is closed' : `NATS is not connected (${this.connector.status().lastError ?? 'connecting'})`;
       throw PublishError.forAll(events, new BrokerUnavailableError(reason));
     }
     const publishing = this.mode.publish(session, events);

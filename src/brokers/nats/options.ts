@@ -98,9 +98,7 @@ export function natsTarget(options: Pick<ResolvedNatsOptions, 'url' | 'tls' | 'a
   const user = decodeURIComponent(parsed.username);
   const pass = decodeURIComponent(parsed.password);
   const servers = `${parsed.protocol}//${parsed.host}`;
-  const auth: NatsAuth = pass
-    ? { kind: 'user', user, password: new Secret(pass, 'NATS_URL') }
-    : { kind: 'token', token: new Secret(user, 'NATS_URL') };
+  const auth: NatsAuth = pass ? { kind: 'user', user, password: new Secret(pass, 'NATS_URL') } : { kind: 'token', token: new Secret(user, 'NATS_URL') };
   return { servers, tls, auth: options.auth ?? auth };
 }
 

@@ -19,9 +19,7 @@ export async function publishToJetStream(
   options: { timeoutMs: number; stream: string; logger: Logger },
 ): Promise<void> {
   const results = await Promise.allSettled(
-    events.map((event) =>
-      js.publish(eventSubject(event), encodeEvent(event), { headers: eventHeaders(event, { dedupe: true }), timeout: options.timeoutMs }),
-    ),
+    events.map((event) => js.publish(eventSubject(event), encodeEvent(event), { headers: eventHeaders(event, { dedupe: true }), timeout: options.timeoutMs })),
   );
   const failures = new Map<string, Error>();
   results.forEach((result, i) => {

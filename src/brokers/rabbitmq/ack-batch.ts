@@ -62,7 +62,10 @@ export class RabbitMqAcker {
   private readonly batch = new AckBatch();
   private scheduled = false;
 
-  private constructor(private readonly channel: Channel, private readonly logger: Logger) {}
+  private constructor(
+    private readonly channel: Channel,
+    private readonly logger: Logger,
+  ) {}
 
   static of(channel: Channel, logger: Logger): RabbitMqAcker {
     let acker = RabbitMqAcker.byChannel.get(channel);

@@ -47,4 +47,3 @@ export function forwardedProperties(message: Message, messageId: string, headers
     headers: { ...Object.fromEntries(kept), ...headers },
   };
 }
-

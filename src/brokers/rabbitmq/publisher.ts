@@ -71,7 +71,10 @@ export class Publisher extends ChannelPart<ConfirmChannel> {
     const channel = this.channel;
     if (!channel || this.closing) {
       const reason = new BrokerUnavailableError('the RabbitMQ publisher channel is not open (reconnecting or closing)');
-      throw PublishError.forAll(messages.map((m) => m.event), reason);
+      throw PublishError.forAll(
+        messages.map((m) => m.event),
+        reason,
+      );
     }
     const sender = ConfirmedSender.of(channel);
     const confirms: Promise<Error | undefined>[] = [];
@@ -79,7 +82,12 @@ export class Publisher extends ChannelPart<ConfirmChannel> {
       await sender.writable();
       const { event } = message;
       const confirmed = sender.send(message.exchange, message.routingKey, encodeEvent(event), eventProperties(event, message.headers));
-      confirms.push(confirmed.then(() => undefined, (error: Error) => error));
+      confirms.push(
+        confirmed.then(
+          () => undefined,
+          (error: Error) => error,
+        ),
+      );
     }
     const outcomes = await this.withinTimeout(confirms);
     const failures = new Map<string, Error>();
@@ -93,10 +101,7 @@ export class Publisher extends ChannelPart<ConfirmChannel> {
   private async withinTimeout(confirms: readonly Promise<Error | undefined>[]): Promise<(Error | undefined)[]> {
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<Error>((resolve) => {
-      timer = setTimeout(
-        () => resolve(new BrokerUnavailableError(`RabbitMQ did not confirm within ${this.confirmTimeoutMs} ms`)),
-        this.confirmTimeoutMs,
-      );
+      timer = setTimeout(() => resolve(new BrokerUnavailableError(`RabbitMQ did not confirm within ${this.confirmTimeoutMs} ms`)), this.confirmTimeoutMs);
     });
     try {
       return await Promise.all(confirms.map((confirm) => Promise.race([confirm, expired])));

@@ -1,15 +1,7 @@
 import type { ChannelModel } from 'amqplib';
 import { hostname } from 'node:os';
 import { SETTING_DEFAULTS, type BrokerSettings } from '../../config/config.js';
-import {
-  BrokerUnavailableError,
-  ConfigError,
-  CursorExpiredError,
-  errorMessage,
-  GatewayError,
-  InvalidCursorError,
-  PublishError,
-} from '../../errors.js';
+import { BrokerUnavailableError, ConfigError, CursorExpiredError, errorMessage, GatewayError, InvalidCursorError, PublishError } from '../../errors.js';
 import type { GatewayEvent } from '../../events/event.js';
 import type { BackoffPolicy } from '../../util/backoff.js';
 import type { Logger } from '../../util/logger.js';

@@ -84,7 +84,11 @@ export class StreamSubscription extends ChannelPart<Channel> {
     const point = this.last ?? -1;
     if (end === null && point < 0) verdict.resolve();
     else if (end === null || end < point) {
-      verdict.reject(new InvalidCursorError(`cursor is past the end of the topic's log (at ${point}; RabbitMQ stream "${this.log}" ${end === null ? 'is empty' : `ends at ${end}`})`));
+      verdict.reject(
+        new InvalidCursorError(
+          `cursor is past the end of the topic's log (at ${point}; RabbitMQ stream "${this.log}" ${end === null ? 'is empty' : `ends at ${end}`})`,
+        ),
+      );
     } else if (!(await verdict.within(RESUME_LIMIT_MS))) {
       verdict.reject(new BrokerUnavailableError(`RabbitMQ delivered nothing from stream "${this.log}" at offset ${point} within ${RESUME_LIMIT_MS} ms`));
     }
@@ -150,7 +154,10 @@ export class StreamSubscription extends ChannelPart<Channel> {
           );
           return;
         }
-        this.logger.warn({ ...ids, after: last }, 'RabbitMQ no longer kept some events of the topic published while the subscription was away; they are missed');
+        this.logger.warn(
+          { ...ids, after: last },
+          'RabbitMQ no longer kept some events of the topic published while the subscription was away; they are missed',
+        );
       }
       this.verdict?.resolve();
     }

@@ -21,8 +21,5 @@ export function correlationIdOf(event: { id: string; correlationId: string | nul
 
 /** Makes the delivery's correlation id available to everything the handler calls. */
 export function correlation(consumer: string): Middleware {
-  return (next) => (delivery) =>
-    storage.run({ consumer, eventId: delivery.event.id, correlationId: correlationIdOf(delivery.event) }, () =>
-      next(delivery),
-    );
+  return (next) => (delivery) => storage.run({ consumer, eventId: delivery.event.id, correlationId: correlationIdOf(delivery.event) }, () => next(delivery));
 }

@@ -2,8 +2,7 @@ import { ACK, type Middleware } from '../middleware.js';
 
 /** A message that could not be decoded cannot succeed by retrying: dead-letter it at once. */
 export function rejectInvalid(): Middleware {
-  return (next) => async (delivery) =>
-    delivery.invalid ? { kind: 'dead-letter', error: delivery.invalid.message } : next(delivery);
+  return (next) => async (delivery) => (delivery.invalid ? { kind: 'dead-letter', error: delivery.invalid.message } : next(delivery));
 }
 
 /**

@@ -9,11 +9,7 @@ import { ACK, type Middleware } from '../middleware.js';
  * commit: records of concurrent deliveries share one, and a redelivery meanwhile is already known.
  * A record the store refuses is written again once it answers (`recordDurably`).
  */
-export function idempotency(deps: {
-  consumer: string;
-  repository: ProcessedMessageRepository;
-  logger: Logger;
-}): Middleware {
+export function idempotency(deps: { consumer: string; repository: ProcessedMessageRepository; logger: Logger }): Middleware {
   return (next) => async (delivery) => {
     const { event } = delivery;
     if (await deps.repository.has(deps.consumer, event.id)) {

@@ -57,7 +57,12 @@ export function createPostgresDeadLetterRepository(database: PostgresDatabase): 
     list: (filter, page) =>
       read(() => {
         const { where, orderBy } = deadLetterList(deadLetters, filter, page);
-        return db.select().from(deadLetters).where(where).orderBy(...orderBy).limit(page.limit);
+        return db
+          .select()
+          .from(deadLetters)
+          .where(where)
+          .orderBy(...orderBy)
+          .limit(page.limit);
       }),
 
     countByConsumer: (status) =>

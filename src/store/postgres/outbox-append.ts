@@ -79,13 +79,22 @@ export function createPostgresAppender(database: PostgresDatabase, hooks: Append
     if (rows.length === 0) return;
     if (taker === target) return target!.take(rows);
     // The relay stopped while the commit was out: its rows go back to the table, for any relay.
-    await hooks.release(target!.owner, rows.map((row) => row.id)).catch(() => {
-      /* they wait out their lease, as rows of a relay that died do */
-    });
+    await hooks
+      .release(
+        target!.owner,
+        rows.map((row) => row.id),
+      )
+      .catch(() => {
+        /* they wait out their lease, as rows of a relay that died do */
+      });
     hooks.changed();
   }
 
-  async function writeGroup(tx: TransactionSql, jobs: readonly Job[], group: { target: OutboxTaker | undefined; capacity: number; isolated: boolean; now: number }): Promise<Written> {
+  async function writeGroup(
+    tx: TransactionSql,
+    jobs: readonly Job[],
+    group: { target: OutboxTaker | undefined; capacity: number; isolated: boolean; now: number },
+  ): Promise<Written> {
     const { target, isolated, now } = group;
     const expires = now + (target?.leaseMs ?? 0);
     let budget = group.capacity;
@@ -97,7 +106,9 @@ export function createPostgresAppender(database: PostgresDatabase, hooks: Append
       const locking = tx`select pg_advisory_xact_lock(h) from (select distinct hashtextextended(k, 0) as h from unnest(${keys}::text[]) k order by h) s`;
       // One probe of the pending-key index per key: `key = any(…)` over the table makes the planner scan every pending row.
       const reading =
-        budget > 0 ? tx<{ key: string }[]>`select k as key from unnest(${keys}::text[]) k where exists (select 1 from outbox where status = 'PENDING' and key = k)` : undefined;
+        budget > 0
+          ? tx<{ key: string }[]>`select k as key from unnest(${keys}::text[]) k where exists (select 1 from outbox where status = 'PENDING' and key = k)`
+          : undefined;
       const [, pending] = await Promise.all([locking, reading]);
       for (const row of pending ?? []) pendingKeys.add(row.key);
     }
@@ -118,14 +129,28 @@ export function createPostgresAppender(database: PostgresDatabase, hooks: Append
       results.forEach((result, i) => {
         if (result.duplicate) return;
         if (job.owners[i] === null) written.unclaimed = true;
-        else written.handed.push({ id: result.id, eventId: result.event.id, key: result.event.key, attempts: 0, body: job.bodies[i]!, createdAt, event: result.event });
+        else
+          written.handed.push({
+            id: result.id,
+            eventId: result.event.id,
+            key: result.event.key,
+            attempts: 0,
+            body: job.bodies[i]!,
+            createdAt,
+            event: result.event,
+          });
       });
       written.outcomes.push({ ok: true, value: results });
     };
 
     if (!isolated) {
       const planned = jobs.map(plan);
-      const results = await insert(tx, { events: planned.flatMap((j) => j.events), bodies: planned.flatMap((j) => j.bodies), owners: planned.flatMap((j) => j.owners) }, now, expires);
+      const results = await insert(
+        tx,
+        { events: planned.flatMap((j) => j.events), bodies: planned.flatMap((j) => j.bodies), owners: planned.flatMap((j) => j.owners) },
+        now,
+        expires,
+      );
       for (const job of planned) record(job, results.splice(0, job.events.length));
     } else {
       for (const job of jobs) {
@@ -176,7 +201,9 @@ async function insert(tx: TransactionSql, job: Job, now: number, expires: number
   const ids = new Map(inserted.map((row) => [row.eventId, row.id]));
   const missing = events.filter((e) => !ids.has(e.id)).map((e) => e.id);
   const known =
-    missing.length > 0 ? await tx<{ eventId: string; id: number; body: string }[]>`select event_id as "eventId", id, body from outbox where event_id = any(${missing}::text[])` : [];
+    missing.length > 0
+      ? await tx<{ eventId: string; id: number; body: string }[]>`select event_id as "eventId", id, body from outbox where event_id = any(${missing}::text[])`
+      : [];
   const stored = new Map(known.map((row) => [row.eventId, row]));
   return events.map((event, i): AppendResult => {
     const id = ids.get(event.id);

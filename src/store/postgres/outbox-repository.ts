@@ -132,7 +132,12 @@ export function createPostgresOutboxRepository(database: PostgresDatabase, hooks
     list: (filter, page) =>
       read(() => {
         const { where, orderBy } = outboxList(outbox, filter, page);
-        return db.select().from(outbox).where(where).orderBy(...orderBy).limit(page.limit);
+        return db
+          .select()
+          .from(outbox)
+          .where(where)
+          .orderBy(...orderBy)
+          .limit(page.limit);
       }),
 
     count: (status) => read(() => db.select({ n: count() }).from(outbox).where(eq(outbox.status, status))).then((rows) => rows[0]?.n ?? 0),

@@ -80,7 +80,12 @@ export function createPostgresProcessedMessageRepository(database: PostgresDatab
     list: (consumer, page) =>
       read(() => {
         const { where, orderBy } = processedList(processedMessages, consumer, page);
-        return db.select().from(processedMessages).where(where).orderBy(...orderBy).limit(page.limit);
+        return db
+          .select()
+          .from(processedMessages)
+          .where(where)
+          .orderBy(...orderBy)
+          .limit(page.limit);
       }),
 
     countByConsumer: () =>

@@ -58,7 +58,13 @@ export function createSqliteDeadLetterRepository(database: SqliteDatabase): Dead
     list: (filter, page) =>
       read(() => {
         const { where, orderBy } = deadLetterList(deadLetters, filter, page);
-        return db.select().from(deadLetters).where(where).orderBy(...orderBy).limit(page.limit).all();
+        return db
+          .select()
+          .from(deadLetters)
+          .where(where)
+          .orderBy(...orderBy)
+          .limit(page.limit)
+          .all();
       }),
 
     countByConsumer: (status) =>

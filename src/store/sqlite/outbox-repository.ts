@@ -223,7 +223,13 @@ export function createSqliteOutboxRepository(database: SqliteDatabase, hooks: { 
     list: (filter, page) =>
       read(() => {
         const { where, orderBy } = outboxList(outbox, filter, page);
-        return db.select().from(outbox).where(where).orderBy(...orderBy).limit(page.limit).all();
+        return db
+          .select()
+          .from(outbox)
+          .where(where)
+          .orderBy(...orderBy)
+          .limit(page.limit)
+          .all();
       }),
 
     count: (status) => read(() => db.select({ n: sql<number>`count(*)` }).from(outbox).where(eq(outbox.status, status)).get()?.n ?? 0),

@@ -24,16 +24,18 @@ export function createSqliteProcessedMessageRepository(database: SqliteDatabase)
   // Successes of concurrent deliveries share one commit, without fsync (see the interface). Nobody
   // waits on these commits but the broker's ack (handler slots are free already), so a batch may
   // linger a millisecond for more: a commit costs several times a record.
-  const records = new Batcher<Record, boolean>((jobs) => {
-    try {
-      return database.write(
-        () => jobs.map((job): JobOutcome<boolean> => ({ ok: true, value: insert.run(job.consumer, job.eventId, job.at).changes > 0 })),
-        { relaxed: true },
-      );
-    } finally {
-      for (const job of jobs) pending.delete(keyOf(job.consumer, job.eventId));
-    }
-  }, { lingerMs: 1, maxJobs: 256 });
+  const records = new Batcher<Record, boolean>(
+    (jobs) => {
+      try {
+        return database.write(() => jobs.map((job): JobOutcome<boolean> => ({ ok: true, value: insert.run(job.consumer, job.eventId, job.at).changes > 0 })), {
+          relaxed: true,
+        });
+      } finally {
+        for (const job of jobs) pending.delete(keyOf(job.consumer, job.eventId));
+      }
+    },
+    { lingerMs: 1, maxJobs: 256 },
+  );
 
   return {
     has: (consumer, eventId) => (pending.has(keyOf(consumer, eventId)) ? Promise.resolve(true) : read(() => has.get(consumer, eventId) !== undefined)),
@@ -55,16 +57,18 @@ export function createSqliteProcessedMessageRepository(database: SqliteDatabase)
     list: (consumer, page) =>
       read(() => {
         const { where, orderBy } = processedList(processedMessages, consumer, page);
-        return db.select().from(processedMessages).where(where).orderBy(...orderBy).limit(page.limit).all();
+        return db
+          .select()
+          .from(processedMessages)
+          .where(where)
+          .orderBy(...orderBy)
+          .limit(page.limit)
+          .all();
       }),
 
     countByConsumer: () =>
       read(() => {
-        const rows = db
-          .select({ consumer: processedMessages.consumer, n: count() })
-          .from(processedMessages)
-          .groupBy(processedMessages.consumer)
-          .all();
+        const rows = db.select({ consumer: processedMessages.consumer, n: count() }).from(processedMessages).groupBy(processedMessages.consumer).all();
         return new Map(rows.map((r) => [r.consumer, r.n]));
       }),
 

@@ -19,8 +19,14 @@ function countCodec(type: typeof CompressionTypes.GZIP | typeof CompressionTypes
   registry[type] = () => {
     const codec = original();
     return {
-      compress: (encoder) => (counts.compressed++, codec.compress(encoder)),
-      decompress: (buffer) => (counts.decompressed++, codec.decompress(buffer)),
+      compress: (encoder) => {
+        counts.compressed++;
+        return codec.compress(encoder);
+      },
+      decompress: (buffer) => {
+        counts.decompressed++;
+        return codec.decompress(buffer);
+      },
     };
   };
   return { counts, restore: () => void (registry[type] = original) };

@@ -34,7 +34,10 @@ describe('Kafka connection', () => {
   it('keeps retrying an unreachable broker, reports it in status(), and stops on close()', async () => {
     const broker = createKafkaBroker({ brokers: ['127.0.0.1:1'], requestRetries: 0 });
     let outcome: unknown = 'pending';
-    const connecting = broker.connect().then(() => 'connected', (error: unknown) => error);
+    const connecting = broker.connect().then(
+      () => 'connected',
+      (error: unknown) => error,
+    );
     void connecting.then((value) => (outcome = value));
     await waitFor(() => broker.status().lastError !== null, 10_000, 'a connection error');
     expect(broker.status()).toEqual({ connected: false, lastError: expect.stringMatching(/ECONNREFUSED/) });
@@ -71,7 +74,10 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
           await waitFor(() => !broker.status().connected, 15_000, 'status to show the outage');
           expect(broker.status().lastError).not.toBeNull();
           const during = makeEvent({ topic });
-          const failed = await broker.publish([during]).then(() => undefined, (error: unknown) => error);
+          const failed = await broker.publish([during]).then(
+            () => undefined,
+            (error: unknown) => error,
+          );
           expect(failed).toBeInstanceOf(PublishError);
           expect([...(failed as PublishError).failures.keys()]).toEqual([during.id]);
           expect((failed as PublishError).failures.get(during.id)).toMatchObject({ retryable: true });

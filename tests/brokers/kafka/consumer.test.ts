@@ -17,8 +17,7 @@ const record = (seen: Seen[], delivery: Delivery) => seen.push({ id: delivery.ev
 const find = (seen: readonly Seen[], id: string, attempt: number) => seen.find((s) => s.id === id && s.attempt === attempt);
 const ACK: Settlement = { kind: 'ack' };
 
-const highWatermark = (topic: string) =>
-  withAdmin(async (admin) => (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0));
+const highWatermark = (topic: string) => withAdmin(async (admin) => (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0));
 
 if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
   deleteTopicsCreatedByThisFile();
@@ -147,7 +146,12 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       const mainLag = async () => (await handle.lagByPartition()).filter((p) => p.topic === topic);
       await waitFor(async () => (await mainLag()).reduce((sum, p) => sum + p.highWatermark, 0) === 12, 15_000, 'all 12 written');
       const partitions = await handle.lagByPartition();
-      expect(partitions.filter((p) => p.topic === topic).map((p) => p.partition).sort()).toEqual([0, 1, 2]);
+      expect(
+        partitions
+          .filter((p) => p.topic === topic)
+          .map((p) => p.partition)
+          .sort(),
+      ).toEqual([0, 1, 2]);
       expect(partitions.filter((p) => p.topic === `${name}.retry`).map((p) => p.lag)).toEqual([0, 0, 0]);
       for (const p of partitions.filter((p) => p.topic === topic)) expect(p).toMatchObject({ committed: 0, lag: p.highWatermark });
       expect(await handle.lag()).toBe(12);

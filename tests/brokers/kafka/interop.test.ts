@@ -4,7 +4,17 @@ import type { GatewayEvent } from '../../../src/events/event.js';
 import { gql, startTestApp } from '../../helpers/app.js';
 import { requireBroker } from '../../helpers/brokers.js';
 import { uniqueName, waitFor } from '../../helpers/events.js';
-import { deleteTopicsCreatedByThisFile, headerText, KAFKA_HOST, KAFKA_PORT, kafkaOptions, kafkaTestLogger, ObservedKafkaBroker, plainKafka, readTopic } from '../../helpers/kafka.js';
+import {
+  deleteTopicsCreatedByThisFile,
+  headerText,
+  KAFKA_HOST,
+  KAFKA_PORT,
+  kafkaOptions,
+  kafkaTestLogger,
+  ObservedKafkaBroker,
+  plainKafka,
+  readTopic,
+} from '../../helpers/kafka.js';
 import { subscribe, wsClient } from '../../helpers/subscriptions.js';
 
 const { Partitioners } = kafkajs;
@@ -69,12 +79,29 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       const producer = plainKafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
       await producer.connect();
       // The documented format; `topic`, `time` and `datacontenttype` may be left out.
-      const cloudEvent = { specversion: '1.0', id: uniqueName('ext'), source: 'urn:legacy-shop', type: 'order.shipped', subject: 'order/7', partitionkey: 'order-7', correlationid: 'corr-7', data: { carrier: 'DHL' } };
+      const cloudEvent = {
+        specversion: '1.0',
+        id: uniqueName('ext'),
+        source: 'urn:legacy-shop',
+        type: 'order.shipped',
+        subject: 'order/7',
+        partitionkey: 'order-7',
+        correlationid: 'corr-7',
+        data: { carrier: 'DHL' },
+      };
       await producer.send({ topic, messages: [{ key: 'order-7', value: JSON.stringify(cloudEvent) }] });
       await producer.disconnect();
 
       const [live] = await sub.waitFor(1, 15_000);
-      expect(live!.events).toMatchObject({ id: cloudEvent.id, source: 'urn:legacy-shop', type: 'order.shipped', topic, key: 'order-7', correlationId: 'corr-7', data: { carrier: 'DHL' } });
+      expect(live!.events).toMatchObject({
+        id: cloudEvent.id,
+        source: 'urn:legacy-shop',
+        type: 'order.shipped',
+        topic,
+        key: 'order-7',
+        correlationId: 'corr-7',
+        data: { carrier: 'DHL' },
+      });
       await waitFor(() => app.services.processed.has(name, cloudEvent.id), 15_000, 'durable consumer');
       expect(handled).toHaveLength(1);
       expect(handled[0]).toMatchObject({ id: cloudEvent.id, topic, subject: 'order/7', key: 'order-7', dataContentType: 'application/json' });

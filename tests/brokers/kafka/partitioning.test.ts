@@ -17,10 +17,36 @@ const PARTITIONS = 7;
  * shapes gateway users write (`order-17`, UUIDs).
  */
 const KEYS = [
-  'a', 'ab', 'abc', 'abcd', 'abcde', 'abcdef', 'abcdefg', 'abcdefgh',
-  'ü', 'üb', 'Müller', 'Größe-42', '日', '日本', '日本語-3', '🚀', 'x🚀', 'xy🚀z',
-  'customer 9', ' leading space', 'order-1', 'order-2', 'order-17', 'order-255', 'order-65536',
-  'tenant/acme/invoice/2026-11', 'k'.repeat(257), '0', '-1', '2147483647',
+  'a',
+  'ab',
+  'abc',
+  'abcd',
+  'abcde',
+  'abcdef',
+  'abcdefg',
+  'abcdefgh',
+  'ü',
+  'üb',
+  'Müller',
+  'Größe-42',
+  '日',
+  '日本',
+  '日本語-3',
+  '🚀',
+  'x🚀',
+  'xy🚀z',
+  'customer 9',
+  ' leading space',
+  'order-1',
+  'order-2',
+  'order-17',
+  'order-255',
+  'order-65536',
+  'tenant/acme/invoice/2026-11',
+  'k'.repeat(257),
+  '0',
+  '-1',
+  '2147483647',
   ...Array.from({ length: 10 }, (_, i) => `user-${i * 7919}`),
   ...Array.from({ length: 4 }, () => randomUUID()),
 ];
@@ -68,7 +94,10 @@ if ((await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) && (await requireJava
 
       // Through Java's producer: a record for every Kafka key the gateway used.
       const javaRecords = [...kafkaKeyOf.values()].map((key) => ({ id: `java-${randomUUID()}`, key }));
-      await consoleProduce(topic, javaRecords.map(({ id, key }) => ({ key, value: cloudEvent(id, key) })));
+      await consoleProduce(
+        topic,
+        javaRecords.map(({ id, key }) => ({ key, value: cloudEvent(id, key) })),
+      );
       for (const { id, key } of javaRecords) kafkaKeyOf.set(id, key);
 
       // Java's consumer: where every record is, and under which key bytes.
@@ -96,7 +125,9 @@ if ((await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) && (await requireJava
       // …and replaying from the point the live subscription started, to the same partitions and offsets.
       const replay = await subscribe(broker, topic, { after: { log: live.subscription.log!, point: live.subscription.start } });
       await waitFor(() => replay.seen.size >= kafkaKeyOf.size, 30_000, `${kafkaKeyOf.size} records replayed`);
-      expect(new Map([...replay.seen].map(([id, { position }]) => [id, position]))).toEqual(new Map([...live.seen].map(([id, { position }]) => [id, position])));
+      expect(new Map([...replay.seen].map(([id, { position }]) => [id, position]))).toEqual(
+        new Map([...live.seen].map(([id, { position }]) => [id, position])),
+      );
     });
   });
 }

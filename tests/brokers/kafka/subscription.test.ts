@@ -114,7 +114,12 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       await publishInOrder(broker, later);
       await waitFor(() => resumed.received.length >= expected.length + later.length, 15_000, 'live events');
       await new Promise((r) => setTimeout(r, 500));
-      expect(resumed.received.slice(expected.length).map((r) => r.event.id).sort()).toEqual(later.map((e) => e.id).sort());
+      expect(
+        resumed.received
+          .slice(expected.length)
+          .map((r) => r.event.id)
+          .sort(),
+      ).toEqual(later.map((e) => e.id).sort());
       expect(resumed.received).toHaveLength(expected.length + later.length);
     });
 
@@ -144,7 +149,10 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
     it('refuses with BAD_USER_INPUT a point past the end of a partition', async () => {
       const broker = await connect();
       const topic = uniqueName('past-end');
-      await publishInOrder(broker, Array.from({ length: 3 }, () => makeEvent({ topic, key: 'one-partition' })));
+      await publishInOrder(
+        broker,
+        Array.from({ length: 3 }, () => makeEvent({ topic, key: 'one-partition' })),
+      );
       const end = await endPoint(topic);
       const partition = Object.keys(end).find((p) => end[p] === 2)!;
 

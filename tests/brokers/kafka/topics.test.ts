@@ -88,16 +88,16 @@ if (await requireBroker('Kafka', KAFKA_HOST, KAFKA_PORT)) {
       expect(JSON.parse(record.value!.toString())).toEqual(JSON.parse(JSON.stringify(toCloudEvent(event))));
       const headers = Object.fromEntries(Object.keys(record.headers ?? {}).map((name) => [name, headerText(record, name)]));
       expect(headers).toEqual({
-        'ce_specversion': '1.0',
-        'ce_id': event.id,
-        'ce_source': event.source,
-        'ce_type': event.type,
-        'ce_time': event.time.toISOString(),
-        'ce_topic': topic,
-        'ce_subject': 's/3',
-        'ce_partitionkey': event.key,
-        'ce_correlationid': event.correlationId,
-        'ce_causationid': 'cause-3',
+        ce_specversion: '1.0',
+        ce_id: event.id,
+        ce_source: event.source,
+        ce_type: event.type,
+        ce_time: event.time.toISOString(),
+        ce_topic: topic,
+        ce_subject: 's/3',
+        ce_partitionkey: event.key,
+        ce_correlationid: event.correlationId,
+        ce_causationid: 'cause-3',
         'x-correlation-id': event.correlationId,
         'content-type': 'application/cloudevents+json',
       });

@@ -37,7 +37,10 @@ describe('NATS connection', () => {
 
     const events = [makeEvent(), makeEvent()];
     const startedAt = Date.now();
-    const error = await broker.publish(events).then(() => null, (e: unknown) => e);
+    const error = await broker.publish(events).then(
+      () => null,
+      (e: unknown) => e,
+    );
     // At once, not after a PubAck timeout (5 s).
     expect(Date.now() - startedAt).toBeLessThan(1000);
     expect(error).toBeInstanceOf(PublishError);
@@ -59,7 +62,10 @@ describe('NATS connection', () => {
     expect(good.status()).toEqual({ connected: true, lastError: null });
 
     const bad = create(server.url.replace('nats://', 'nats://gateway:wrong@'));
-    const error = await bad.connect().then(() => null, (e: unknown) => e);
+    const error = await bad.connect().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(BrokerAuthenticationError);
     expect((error as Error).message).toContain(`NATS_URL: NATS at ${server.url.replace('nats://', 'nats://gateway:***@')} refused user "gateway"`);
     expect((error as Error).message).toMatch(/Authorization/i);

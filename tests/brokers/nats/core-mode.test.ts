@@ -42,7 +42,10 @@ describe('NATS without JetStream', () => {
 
   it('refuses to connect when JetStream is required, saying why and how to fix it', async () => {
     const broker = create('required');
-    const error = await broker.connect().then(() => null, (e: unknown) => e);
+    const error = await broker.connect().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(BrokerCapabilityError);
     const message = (error as Error).message;
     expect(message).toContain(`NATS at ${server.url} has no JetStream`);
@@ -94,7 +97,12 @@ describe('NATS without JetStream', () => {
     await waitFor(() => received.length === 1, 5000, 'the event');
     expect(received).toEqual([[event.id, null]]);
 
-    const error = await broker.subscribe(topic, () => undefined, { after: { log: 'any', point: { '': 0 } } }).then(() => null, (e: unknown) => e);
+    const error = await broker
+      .subscribe(topic, () => undefined, { after: { log: 'any', point: { '': 0 } } })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     expect(error).toBeInstanceOf(CursorExpiredError);
     expect(error).toMatchObject({ code: 'CURSOR_EXPIRED', message: expect.stringContaining('core NATS, which keeps nothing to resume from') });
   });
@@ -179,7 +187,10 @@ describe('NATS without JetStream', () => {
     expect(got.other[0]!.event.id).toBe(marker.id);
 
     const nobody = binding({ topic });
-    const error = await broker.redeliver(bindingOf(nobody), event).then(() => null, (e: unknown) => e);
+    const error = await broker.redeliver(bindingOf(nobody), event).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(BrokerUnavailableError);
     expect((error as Error).message).toContain(`no process runs consumer ${nobody.name}`);
   });

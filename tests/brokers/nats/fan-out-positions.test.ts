@@ -18,7 +18,11 @@ interface Received {
 const recorder = (into: Received[]) => (event: GatewayEvent, position: LogPosition | null) => void into.push({ id: event.id, position });
 const offsets = (received: readonly Received[]) => received.map((r) => r.position!.offset);
 const ids = (events: readonly { id: string }[]) => events.map((e) => e.id);
-const rejection = (promise: Promise<unknown>) => promise.then(() => null, (error: unknown) => error);
+const rejection = (promise: Promise<unknown>) =>
+  promise.then(
+    () => null,
+    (error: unknown) => error,
+  );
 
 function expectIncreasing(values: readonly number[]): void {
   for (let i = 1; i < values.length; i++) expect(values[i]).toBeGreaterThan(values[i - 1]!);

@@ -40,7 +40,13 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       const client = wsClient(app.url);
       const sub = subscribe<{ events: Record<string, unknown> }>(client, EVENTS, { topic });
       await waitFor(() => opened > before, 5000, 'the broker subscription');
-      return { sub, dispose: () => (sub.close(), client.dispose()) };
+      return {
+        sub,
+        dispose: () => {
+          sub.close();
+          return client.dispose();
+        },
+      };
     };
 
     beforeAll(async () => {

@@ -30,10 +30,12 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       consumers.push(name, `_replay_${name}`);
       return { name, topic: uniqueName('topic'), prefetch: 10, ...overrides };
     };
-    const record = (deliveries: Delivery[], settle: (d: Delivery) => Settlement = () => ({ kind: 'ack' })) => async (d: Delivery) => {
-      deliveries.push(d);
-      return settle(d);
-    };
+    const record =
+      (deliveries: Delivery[], settle: (d: Delivery) => Settlement = () => ({ kind: 'ack' })) =>
+      async (d: Delivery) => {
+        deliveries.push(d);
+        return settle(d);
+      };
 
     beforeAll(async () => {
       ({ nc, jsm } = await plainClient());
@@ -92,16 +94,18 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       });
       await nc.flush();
       const deliveries: Delivery[] = [];
-      await consumeWith(broker, 
+      await consumeWith(
+        broker,
         b,
-        record(deliveries, (d) =>
-          d.attempt < 2 ? { kind: 'retry', delayMs: 50, error: 'again' } : { kind: 'dead-letter', error: 'gave up' },
-        ),
+        record(deliveries, (d) => (d.attempt < 2 ? { kind: 'retry', delayMs: 50, error: 'again' } : { kind: 'dead-letter', error: 'gave up' })),
       );
       const event = makeEvent({ topic: b.topic });
       await broker.publish([event]);
       await waitFor(() => terminated.length === 1, 5000, 'the server reporting the message terminated');
-      expect(deliveries.map((d) => [d.event.id, d.attempt])).toEqual([[event.id, 1], [event.id, 2]]);
+      expect(deliveries.map((d) => [d.event.id, d.attempt])).toEqual([
+        [event.id, 1],
+        [event.id, 2],
+      ]);
       const stored = await jsm.streams.getMessage(NATS_STREAM, { last_by_subj: `events.${b.topic}.${event.type}` });
       expect(terminated[0]!.stream_seq).toBe(stored!.seq);
       expect((await jsm.consumers.info(NATS_STREAM, b.name)).num_ack_pending).toBe(0);
@@ -116,7 +120,11 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       const b = binding({ maxAttempts: 2 });
       const deliveries: Delivery[] = [];
       // A handler that never lets the pipeline decide, as a process dying mid-delivery would.
-      await consumeWith(broker, b, record(deliveries, () => ({ kind: 'retry', delayMs: 10, error: 'again' })));
+      await consumeWith(
+        broker,
+        b,
+        record(deliveries, () => ({ kind: 'retry', delayMs: 10, error: 'again' })),
+      );
       const event = makeEvent({ topic: b.topic });
       await broker.publish([event]);
       const message = 'NATS gave up on a message after max_deliver deliveries without a settlement';
@@ -201,10 +209,14 @@ if (await requireBroker('NATS', '127.0.0.1', 4222)) {
       expect(finished).toEqual(started.slice(0, finished.length));
       expect(new Set(finished)).toEqual(new Set(started));
       // Acks reach the server over the broker's connection, this info over another one.
-      const info = await waitFor(async () => {
-        const current = await jsm.consumers.info(NATS_STREAM, b.name);
-        return current.num_ack_pending === 0 ? current : undefined;
-      }, 5000, 'every delivery settled');
+      const info = await waitFor(
+        async () => {
+          const current = await jsm.consumers.info(NATS_STREAM, b.name);
+          return current.num_ack_pending === 0 ? current : undefined;
+        },
+        5000,
+        'every delivery settled',
+      );
       expect(info.num_pending).toBe(6 - finished.length);
 
       const rest: string[] = [];

@@ -86,7 +86,10 @@ describe('NATS stream set-up', () => {
       const stream = uniqueName('S');
       const broker = new NatsBroker(natsOptions({ url: server.url, stream }), silentLogger);
       brokers.push(broker);
-      const error = await broker.connect().then(() => null, (e: unknown) => e);
+      const error = await broker.connect().then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as Error).message).toContain(`NATS_STREAM ${stream}`);
       expect((error as Error).message).toMatch(/overlap/);

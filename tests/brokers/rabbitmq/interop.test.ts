@@ -37,7 +37,10 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
     const subscribeOverWebSocket = async (app: TestApp, topic: string) => {
       const client = wsClient(app.url);
       const sub = subscribe<{ events: Record<string, unknown> }>(client, EVENTS, { topic });
-      cleanups.push(() => sub.close(), () => client.dispose());
+      cleanups.push(
+        () => sub.close(),
+        () => client.dispose(),
+      );
       streams.add(streamQueue(topic));
       await waitForStreamConsumer(topic);
       return sub;
@@ -105,7 +108,14 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       });
 
       const [received] = await sub.waitFor(1);
-      expect(received!.events).toMatchObject({ id, source: 'urn:billing-service', type: 'invoice.sent', topic, data: { invoice: 42 }, correlationId: 'corr-plain' });
+      expect(received!.events).toMatchObject({
+        id,
+        source: 'urn:billing-service',
+        type: 'invoice.sent',
+        topic,
+        data: { invoice: 42 },
+        correlationId: 'corr-plain',
+      });
       await waitFor(() => app.services.processed.has(name, id), 5000, 'durable consumer handled it');
       expect(handled).toEqual([
         {
@@ -143,12 +153,17 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       const { channel, connection } = await client();
       channel.publish('events', `${topic}.order.created`, Buffer.from('not json at all'), { messageId: 'poison-1', persistent: true });
 
-      const letter = await waitFor(async () => (await app.services.deadLetters.list({ consumer: name }, { limit: 5, inverted: false }))[0], 5000, 'dead letter');
+      const letter = await waitFor(
+        async () => (await app.services.deadLetters.list({ consumer: name }, { limit: 5, inverted: false }))[0],
+        5000,
+        'dead letter',
+      );
       expect(letter).toMatchObject({ consumer: name, eventId: 'poison-1', attempts: 1, error: 'message body is not JSON' });
       await waitFor(async () => (await queueState(connection, `${name}.dlq`))?.messageCount === 1, 5000, 'message in the dlq');
       const raw = await channel.get(`${name}.dlq`, { noAck: true });
-      expect(raw && raw.content.toString()).toBe('not json at all');
-      expect(raw && raw.properties.headers).toMatchObject({ 'x-gateway-error': 'message body is not JSON', 'x-gateway-consumer': name });
+      if (raw === false) throw new Error('no message in the dlq');
+      expect(raw.content.toString()).toBe('not json at all');
+      expect(raw.properties.headers).toMatchObject({ 'x-gateway-error': 'message body is not JSON', 'x-gateway-consumer': name });
     });
 
     it('lets a plain amqplib client read a gateway event from its own queue, with the documented body, properties and headers', async () => {

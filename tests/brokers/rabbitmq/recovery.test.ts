@@ -159,7 +159,9 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       const broker = create({ url: 'amqp://guest:not-the-password@127.0.0.1:5672' });
       const connecting = broker.connect();
       await expect(connecting).rejects.toBeInstanceOf(BrokerAuthenticationError);
-      await expect(connecting).rejects.toThrow(/^RABBITMQ_URL: RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672 refused the login of user "guest": .*ACCESS_REFUSED/);
+      await expect(connecting).rejects.toThrow(
+        /^RABBITMQ_URL: RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672 refused the login of user "guest": .*ACCESS_REFUSED/,
+      );
       await expect(connecting).rejects.not.toThrow(/not-the-password/);
       expect(broker.status().connected).toBe(false);
     });

@@ -59,7 +59,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
     });
     afterAll(() => deleteRabbitMqObjects({ streams }));
 
-    it('gives every event its offset in the topic\'s stream, growing, and names the stream as the log', async () => {
+    it("gives every event its offset in the topic's stream, growing, and names the stream as the log", async () => {
       const broker = await connect();
       const topic = subscribedTopic();
       const { received, onEvent } = recorder();

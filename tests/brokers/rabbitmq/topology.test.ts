@@ -65,7 +65,12 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
         expect(queues.find((q) => q.name === name)).toMatchObject({ durable: true, exclusive: false, auto_delete: false });
       }
       const keys = (queue: string) =>
-        listBindings().then((rows) => rows.filter((r) => r.source_name === exchange && r.destination_name === queue).map((r) => r.routing_key).sort());
+        listBindings().then((rows) =>
+          rows
+            .filter((r) => r.source_name === exchange && r.destination_name === queue)
+            .map((r) => r.routing_key)
+            .sort(),
+        );
       expect(await keys(all.name)).toEqual([`${all.topic}.#`]);
       expect(await keys(typed.name)).toEqual([`${all.topic}.order.created`, `${all.topic}.order.paid`]);
 
@@ -207,7 +212,7 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
       await waitFor(async () => (await listQueues()).find((q) => q.name === stream)?.consumers === 0, 5000, 'the stream without consumers');
     });
 
-    it('puts the topic TTL on its consumers\' queues as x-message-ttl and on its stream as x-max-age', async () => {
+    it("puts the topic TTL on its consumers' queues as x-message-ttl and on its stream as x-max-age", async () => {
       const topic = subscribedTopic();
       const broker = await connect({ topics: { [topic]: { ttlMs: 60_000 } } });
       const b = binding({ topic });

@@ -78,10 +78,14 @@ if (await requireBroker('RabbitMQ', '127.0.0.1', 5672)) {
         { input: { topic, type: 'order.created', data: { n: 1 } } },
       );
       const eventId = published.data!.publishEvent.event.id;
-      const row = await waitFor(async () => {
-        const r = await app.services.outbox.getByEventId(eventId);
-        return r && r.attempts >= 2 ? r : undefined;
-      }, 10_000, 'failed publish attempts');
+      const row = await waitFor(
+        async () => {
+          const r = await app.services.outbox.getByEventId(eventId);
+          return r && r.attempts >= 2 ? r : undefined;
+        },
+        10_000,
+        'failed publish attempts',
+      );
       expect(row.status).toBe('PENDING');
       expect(row.lastError).toMatch(/unroutable: no queue is bound to routing key ".*\.order\.created"/);
 

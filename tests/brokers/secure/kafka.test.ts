@@ -46,7 +46,10 @@ describe.skipIf(!hasOpenssl() || !hasKafkaJars())('Kafka over TLS with SASL', ()
   });
 
   it('SCRAM-SHA-256 and PLAIN, with the password in the environment', async () => {
-    for (const [mechanism, user] of [['scram-sha-256', kafka.users.scram256], ['plain', kafka.users.plain]] as const) {
+    for (const [mechanism, user] of [
+      ['scram-sha-256', kafka.users.scram256],
+      ['plain', kafka.users.plain],
+    ] as const) {
       const { logger, text } = captureLogs();
       const env = {
         KAFKA_BROKERS: kafka.saslSsl,
@@ -87,7 +90,9 @@ describe.skipIf(!hasOpenssl() || !hasKafkaJars())('Kafka over TLS with SASL', ()
     };
     const { error, elapsedMs } = await startGatewayExpectingFailure(env, logger);
     expect(error).toBeInstanceOf(BrokerAuthenticationError);
-    expect((error as Error).message).toMatch(/^KAFKA_SASL_PASSWORD: Kafka at 127\.0\.0\.1:\d+ refused user "scram256-user" \(SASL SCRAM-SHA-256\): authentication failed/);
+    expect((error as Error).message).toMatch(
+      /^KAFKA_SASL_PASSWORD: Kafka at 127\.0\.0\.1:\d+ refused user "scram256-user" \(SASL SCRAM-SHA-256\): authentication failed/,
+    );
     expect(elapsedMs).toBeLessThan(15_000);
     expectNoSecrets(text(), [wrong], 'the logs');
     expectNoSecrets(everythingIn(error), [wrong], 'the error');
@@ -112,7 +117,9 @@ describe.skipIf(!hasOpenssl() || !hasKafkaJars())('Kafka over TLS with SASL', ()
     const env = { BROKER: 'kafka', KAFKA_BROKERS: kafka.mutualTls, KAFKA_SSL_CA_FILE: pki.caFile };
     const { error, elapsedMs } = await startGatewayExpectingFailure(env, captureLogs().logger);
     expect(error).toBeInstanceOf(BrokerAuthenticationError);
-    expect((error as Error).message).toMatch(/^KAFKA_SSL_CERT_FILE: Kafka at 127\.0\.0\.1:\d+ refused the client certificate: ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE$/);
+    expect((error as Error).message).toMatch(
+      /^KAFKA_SSL_CERT_FILE: Kafka at 127\.0\.0\.1:\d+ refused the client certificate: ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE$/,
+    );
     expect(elapsedMs).toBeLessThan(15_000);
   });
 });

@@ -53,7 +53,12 @@ describe.skipIf(!hasOpenssl() || !hasNatsServer())('NATS over TLS with credentia
   const clientCertificate = () => ({ NATS_CA_FILE: pki.caFile, NATS_CERT_FILE: pki.clientCertFile, NATS_KEY_FILE: pki.clientKeyFile });
 
   it('a user whose password is in a file, with a client certificate', async () => {
-    const env = { NATS_URL: users.tlsUrl, ...clientCertificate(), NATS_USER: 'gateway', NATS_PASSWORD_FILE: writeSecretFile(pki, 'nats-password', `${password}\n`) };
+    const env = {
+      NATS_URL: users.tlsUrl,
+      ...clientCertificate(),
+      NATS_USER: 'gateway',
+      NATS_PASSWORD_FILE: writeSecretFile(pki, 'nats-password', `${password}\n`),
+    };
     await roundTrip(env, [password, pki.read(pki.clientKeyFile).split('\n')[1]!]);
   });
 
@@ -95,7 +100,10 @@ describe.skipIf(!hasOpenssl() || !hasNatsServer())('NATS over TLS with credentia
   it('a wrong token in the URL is named as NATS_URL, masked', async () => {
     const wrong = `wrong-${token}`;
     const broker = natsBroker({ NATS_URL: tokens.url.replace('nats://', `tls://${wrong}@`), NATS_CA_FILE: pki.caFile }, captureLogs().logger);
-    const error = await broker.connect().then(() => null, (e: unknown) => e);
+    const error = await broker.connect().then(
+      () => null,
+      (e: unknown) => e,
+    );
     await broker.close();
     expect(error).toBeInstanceOf(BrokerAuthenticationError);
     expect((error as Error).message).toMatch(/^NATS_URL: NATS at tls:\/\/\*\*\*@127\.0\.0\.1:\d+ refused the token/);

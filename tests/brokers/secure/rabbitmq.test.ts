@@ -74,7 +74,10 @@ if (hasOpenssl() && (await requireBroker('RabbitMQ', '127.0.0.1', 5672))) {
       const wrong = `wrong-${uniqueName('password')}`;
       const { logger, text } = captureLogs();
       const broker = rabbitMqBroker({ RABBITMQ_URL: `amqps://guest:${wrong}@127.0.0.1:${tls.port}`, ...clientCertificate() }, logger);
-      const error = await broker.connect().then(() => null, (e: unknown) => e);
+      const error = await broker.connect().then(
+        () => null,
+        (e: unknown) => e,
+      );
       await broker.close();
       expect(error).toBeInstanceOf(BrokerAuthenticationError);
       expect((error as Error).message).toMatch(/^RABBITMQ_URL: RabbitMQ at amqps:\/\/guest:\*\*\*@127\.0\.0\.1:\d+ refused the login/);

@@ -88,7 +88,9 @@ export const cloudEventsScenarios: readonly Scenario[] = [
       expect(JSON.parse(refuser.requests[0]!.body)).toMatchObject(onTheWire);
 
       // Its replay carries them again.
-      const replayed = await gql<{ replayDeadLetter: { status: string } }>(app.url, `mutation($id: ID!) { replayDeadLetter(id: $id) { status } }`, { id: letter.id });
+      const replayed = await gql<{ replayDeadLetter: { status: string } }>(app.url, `mutation($id: ID!) { replayDeadLetter(id: $id) { status } }`, {
+        id: letter.id,
+      });
       expect(replayed.errors).toBeUndefined();
       await refuser.waitForAll([id], T, 'the replayed event at the webhook');
       const again = refuser.requests.filter((request) => request.eventId === id);

@@ -101,7 +101,11 @@ export const deliveryScenarios: readonly Scenario[] = [
         },
       });
       const [id] = await publishViaGateway(app, topic, 1);
-      const letter = await waitFor(async () => (await app.services.deadLetters.list({ consumer: failing }, { limit: 5, inverted: false }))[0], T + 5000, 'dead letter');
+      const letter = await waitFor(
+        async () => (await app.services.deadLetters.list({ consumer: failing }, { limit: 5, inverted: false }))[0],
+        T + 5000,
+        'dead letter',
+      );
       expect(letter).toMatchObject({ consumer: failing, eventId: id, error: `cannot handle ${id}`, attempts: 3, status: 'DEAD' });
       expect(calls['failing']).toEqual([id, id, id]);
       await waitFor(() => calls['healthy']!.length === 1, T, 'healthy consumer');
@@ -141,10 +145,12 @@ export const deliveryScenarios: readonly Scenario[] = [
       const name = uniqueName('shared');
       const databasePath = sharedDatabase();
       const handledBy: Record<string, string[]> = { a: [], b: [] };
-      const slow = (who: 'a' | 'b'): EventHandler => async (event) => {
-        handledBy[who]!.push(event.id);
-        await new Promise((r) => setTimeout(r, 5));
-      };
+      const slow =
+        (who: 'a' | 'b'): EventHandler =>
+        async (event) => {
+          handledBy[who]!.push(event.id);
+          await new Promise((r) => setTimeout(r, 5));
+        };
       const a = await gateway({ databasePath, consumers: [{ name, topic, prefetch: 5 }], handlers: { [name]: slow('a') } });
       await gateway({ databasePath, consumers: [{ name, topic, prefetch: 5 }], handlers: { [name]: slow('b') } });
       const ids = await publishViaGateway(a, topic, 200, (i) => ({ key: `k${i}` }));

@@ -25,7 +25,11 @@ export const lifecycleScenarios: readonly Scenario[] = [
       const countAtClose = handled.length;
       expect(countAtClose).toBeLessThan(100);
       const second = await gateway({ databasePath, consumers: [{ name, topic, prefetch: 10 }], handlers: { [name]: handler } });
-      await waitFor(async () => (await Promise.all(ids.map((id) => second.services.processed.has(name, id)))).every(Boolean), T + 10_000, 'all processed after reopen');
+      await waitFor(
+        async () => (await Promise.all(ids.map((id) => second.services.processed.has(name, id)))).every(Boolean),
+        T + 10_000,
+        'all processed after reopen',
+      );
       expect(new Set(handled).size).toBe(100);
     },
   },

@@ -35,8 +35,7 @@ async function tracedGateway(target: BrokerTarget, context: ScenarioContext, opt
     return receiver.requests.find((request) => request.eventId === id)!.headers;
   };
   /** What the GraphQL subscriber received of an event. */
-  const seenBySubscriber = (id: string) =>
-    waitFor(() => subscriber.received.find((r) => r.events.id === id)?.events, context.T, `the subscriber to get ${id}`);
+  const seenBySubscriber = (id: string) => waitFor(() => subscriber.received.find((r) => r.events.id === id)?.events, context.T, `the subscriber to get ${id}`);
   return { topic, app, webhookHeaders, seenBySubscriber };
 }
 
@@ -51,7 +50,11 @@ export const traceContextScenarios: readonly Scenario[] = [
     async run(target, context) {
       const { topic, app, webhookHeaders, seenBySubscriber } = await tracedGateway(target, context);
       const caller = callerTrace();
-      const traced = await publishEvent(app, { topic, type: 'item.created', data: { n: 1 } }, { traceparent: caller.traceparent, tracestate: caller.tracestate });
+      const traced = await publishEvent(
+        app,
+        { topic, type: 'item.created', data: { n: 1 } },
+        { traceparent: caller.traceparent, tracestate: caller.tracestate },
+      );
       const untraced = await publishEvent(app, { topic, type: 'item.created', data: { n: 2 } });
 
       // Exporting no spans, the gateway is a pass-through hop (W3C): the caller's context as it came.
@@ -77,7 +80,11 @@ export const traceContextScenarios: readonly Scenario[] = [
         tracing: { spanProcessors: [new SimpleSpanProcessor(exporter)] },
       });
       const caller = callerTrace();
-      const traced = await publishEvent(app, { topic, type: 'item.created', data: { n: 1 } }, { traceparent: caller.traceparent, tracestate: caller.tracestate });
+      const traced = await publishEvent(
+        app,
+        { topic, type: 'item.created', data: { n: 1 } },
+        { traceparent: caller.traceparent, tracestate: caller.tracestate },
+      );
       const untraced = await publishEvent(app, { topic, type: 'item.created', data: { n: 2 } });
 
       // The stored context is the gateway's "publish" span: the caller's trace, a span id of its own.

@@ -83,7 +83,11 @@ export async function publishAndReceive(broker: Broker, { consume = true, timeou
     const events = [makeEvent({ topic }), makeEvent({ topic })];
     await broker.publish(events);
     const ids = events.map((e) => e.id);
-    await waitFor(() => live.length === 2 && (!consume || ids.every((id) => handled.some((e) => e.id === id))), timeoutMs, 'the events, subscribed and consumed');
+    await waitFor(
+      () => live.length === 2 && (!consume || ids.every((id) => handled.some((e) => e.id === id))),
+      timeoutMs,
+      'the events, subscribed and consumed',
+    );
     expect(live.map((e) => e.id)).toEqual(ids);
   } finally {
     await broker.close();

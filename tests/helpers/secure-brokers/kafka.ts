@@ -64,17 +64,30 @@ export async function startSecureKafka(pki: TestPki): Promise<SecureKafka> {
 
   const jvm = ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', '-Djava.awt.headless=true', '-cp', `${KAFKA_LIBS}/*`];
   await run(JAVA, [
-    '-Xmx128m', `-Dlog4j2.configurationFile=${LOG4J_TOOLS}`, ...jvm,
-    'kafka.tools.StorageTool', 'format', '-t', randomBytes(16).toString('base64url'), '-c', properties,
-    '-S', `SCRAM-SHA-256=[name=${users.scram256.username},password=${users.scram256.password}]`,
-    '-S', `SCRAM-SHA-512=[name=${users.scram512.username},password=${users.scram512.password}]`,
+    '-Xmx128m',
+    `-Dlog4j2.configurationFile=${LOG4J_TOOLS}`,
+    ...jvm,
+    'kafka.tools.StorageTool',
+    'format',
+    '-t',
+    randomBytes(16).toString('base64url'),
+    '-c',
+    properties,
+    '-S',
+    `SCRAM-SHA-256=[name=${users.scram256.username},password=${users.scram256.password}]`,
+    '-S',
+    `SCRAM-SHA-512=[name=${users.scram512.username},password=${users.scram512.password}]`,
   ]);
 
   const logFile = join(pki.dir, 'kafka.log');
   const log = openSync(logFile, 'a');
-  const child: ChildProcess = spawn(JAVA, ['-Xmx256m', '-Xms64m', '-XX:+ExitOnOutOfMemoryError', `-Dlog4j2.configurationFile=${LOG4J_BROKER}`, ...jvm, 'kafka.Kafka', properties], {
-    stdio: ['ignore', log, log],
-  });
+  const child: ChildProcess = spawn(
+    JAVA,
+    ['-Xmx256m', '-Xms64m', '-XX:+ExitOnOutOfMemoryError', `-Dlog4j2.configurationFile=${LOG4J_BROKER}`, ...jvm, 'kafka.Kafka', properties],
+    {
+      stdio: ['ignore', log, log],
+    },
+  );
   closeSync(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // Should the test process end without afterAll, the broker must not outlive it.
@@ -88,13 +101,23 @@ export async function startSecureKafka(pki: TestPki): Promise<SecureKafka> {
 
   const saslSsl = `127.0.0.1:${sasl}`;
   try {
-    await waitFor(() => {
-      if (child.exitCode !== null) throw new Error(`the secure Kafka exited (${child.exitCode}); see ${logFile}`);
-      return answers(saslSsl, pki, users.plain);
-    }, 90_000, `the secure Kafka on ${saslSsl} (log: ${logFile})`);
+    await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`the secure Kafka exited (${child.exitCode}); see ${logFile}`);
+        return answers(saslSsl, pki, users.plain);
+      },
+      90_000,
+      `the secure Kafka on ${saslSsl} (log: ${logFile})`,
+    );
   } catch (error) {
     await stop();
-    throw new Error(`${String(error)}\n${readFileSync(logFile, 'utf8').split('\n').filter((l) => / (ERROR|FATAL) /.test(l)).slice(0, 10).join('\n')}`);
+    throw new Error(
+      `${String(error)}\n${readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter((l) => / (ERROR|FATAL) /.test(l))
+        .slice(0, 10)
+        .join('\n')}`,
+    );
   }
   return { saslSsl, mutualTls: `127.0.0.1:${mtls}`, users, logFile, stop };
 }

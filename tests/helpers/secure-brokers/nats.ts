@@ -64,9 +64,27 @@ async function loginConfig(pki: TestPki, name: string, logins: NatsLogins): Prom
   const user = createUser();
   const operatorJwt = await encodeOperator('test-operator', operator, { system_account: system.getPublicKey() });
   const systemJwt = await encodeAccount('SYS', system, {}, { signer: operator });
-  const accountJwt = await encodeAccount('gateway-account', account, {
-    limits: { mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1, subs: -1, data: -1, payload: -1, conn: -1, imports: -1, exports: -1, leaf: -1, wildcards: true },
-  }, { signer: operator });
+  const accountJwt = await encodeAccount(
+    'gateway-account',
+    account,
+    {
+      limits: {
+        mem_storage: -1,
+        disk_storage: -1,
+        streams: -1,
+        consumer: -1,
+        subs: -1,
+        data: -1,
+        payload: -1,
+        conn: -1,
+        imports: -1,
+        exports: -1,
+        leaf: -1,
+        wildcards: true,
+      },
+    },
+    { signer: operator },
+  );
   const userJwt = await encodeUser('gateway', user, account);
   const credsFile = join(pki.dir, `${name}.creds`);
   writeFileSync(credsFile, fmtCreds(userJwt, user), { mode: 0o600 });

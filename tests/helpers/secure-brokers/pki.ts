@@ -48,8 +48,22 @@ export async function createTestPki(): Promise<TestPki> {
     await openssl('req', '-new', ...newKey, '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`), '-subj', `/CN=${cn}`);
     writeFileSync(file(`${name}.ext`), extensions);
     await openssl(
-      'x509', '-req', '-in', file(`${name}.csr`), '-CA', file('ca.crt'), '-CAkey', file('ca.key'),
-      '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '2', '-out', file(`${name}.crt`), '-extfile', file(`${name}.ext`),
+      'x509',
+      '-req',
+      '-in',
+      file(`${name}.csr`),
+      '-CA',
+      file('ca.crt'),
+      '-CAkey',
+      file('ca.key'),
+      '-set_serial',
+      `0x${randomBytes(8).toString('hex')}`,
+      '-days',
+      '2',
+      '-out',
+      file(`${name}.crt`),
+      '-extfile',
+      file(`${name}.ext`),
     );
   };
 
@@ -59,7 +73,18 @@ export async function createTestPki(): Promise<TestPki> {
     signed('client', 'gateway', 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n'),
   ]);
   const clientKeyPassphrase = `pass-${randomBytes(6).toString('hex')}`;
-  await openssl('pkcs8', '-topk8', '-in', file('client.key'), '-out', file('client-encrypted.key'), '-passout', `pass:${clientKeyPassphrase}`, '-v2', 'aes-256-cbc');
+  await openssl(
+    'pkcs8',
+    '-topk8',
+    '-in',
+    file('client.key'),
+    '-out',
+    file('client-encrypted.key'),
+    '-passout',
+    `pass:${clientKeyPassphrase}`,
+    '-v2',
+    'aes-256-cbc',
+  );
   const read = (path: string) => readFileSync(path, 'utf8');
   writeFileSync(file('server-keystore.pem'), read(file('server.key')) + read(file('server.crt')) + read(file('ca.crt')));
 
