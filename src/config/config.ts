@@ -14,6 +14,15 @@ const HOUR = 3600 * 1000;
 const hoursToMs = (hours: number) => hours * HOUR;
 
 export const BROKER_KINDS = ['memory', 'rabbitmq', 'kafka', 'nats'] as const;
+
+/** One Kafka bootstrap server as kafkajs parses it: a host (no colon, so no bare IPv6 address) and a port. */
+const HOST_PORT = '[^,\\s:]+:\\d+';
+/** A Kafka bootstrap server; the adapter checks brokers given in code with it too. */
+export const kafkaBrokerAddress = z.string().regex(new RegExp(`^${HOST_PORT}$`), 'must be host:port');
+/** Partitions of a topic the gateway creates. */
+export const kafkaPartitions = int(1, 10_000);
+/** How the gateway compresses the batches it produces. */
+export const kafkaCompression = z.enum(['none', 'gzip', 'snappy']);
 export type BrokerKind = (typeof BROKER_KINDS)[number];
 
 /**
@@ -204,14 +213,14 @@ export const settingsSchema = z.object({
           'KAFKA_BROKERS',
           z
             .string()
-            .regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'must be host:port[,host:port…]')
+            .regex(new RegExp(`^${HOST_PORT}(,${HOST_PORT})*$`), 'must be host:port[,host:port…]')
             .default('127.0.0.1:9092')
             .transform((list) => list.split(',')),
           'bootstrap servers, `host:port[,host:port…]`',
         ),
         clientId: setting('KAFKA_CLIENT_ID', z.string().min(1).default('event-gateway'), 'kafkajs client id (also names subscription groups)'),
-        partitions: setting('KAFKA_PARTITIONS', int(1, 10_000).default(3), 'partitions of topics the gateway creates'),
-        compression: setting('KAFKA_COMPRESSION', z.enum(['none', 'gzip', 'snappy']).default('none'), '`none`, `gzip` or `snappy` for produced batches'),
+        partitions: setting('KAFKA_PARTITIONS', kafkaPartitions.default(3), 'partitions of topics the gateway creates'),
+        compression: setting('KAFKA_COMPRESSION', kafkaCompression.default('none'), '`none`, `gzip` or `snappy` for produced batches'),
         security: z.object(kafkaSecurityEnv),
       })
       .describe('Kafka (`BROKER=kafka`); TLS and credentials: see [Broker TLS and credentials](#broker-tls-and-credentials)'),

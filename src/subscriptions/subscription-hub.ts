@@ -1,4 +1,5 @@
 import type { Broker, LogPoint, LogPosition, Subscription } from '../brokers/broker.js';
+import { SETTING_DEFAULTS } from '../config/config.js';
 import { CursorExpiredError, GatewayError } from '../errors.js';
 import { encodeEvent } from '../events/codec.js';
 import type { GatewayEvent } from '../events/event.js';
@@ -111,7 +112,7 @@ export class SubscriptionHub {
     private readonly logger: Logger,
     options: SubscriptionHubOptions = {},
   ) {
-    this.bounds = { events: options.bufferSize ?? 1000, bytes: options.bufferBytes ?? 4 * 1024 * 1024 };
+    this.bounds = { events: options.bufferSize ?? SETTING_DEFAULTS.subscriberBuffer, bytes: options.bufferBytes ?? SETTING_DEFAULTS.subscriberBufferBytes };
   }
 
   /**

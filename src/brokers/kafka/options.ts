@@ -1,4 +1,4 @@
-import type { BrokerSettings } from '../../config/config.js';
+import { type BrokerSettings, kafkaBrokerAddress, kafkaCompression, kafkaPartitions } from '../../config/config.js';
 import { ConfigError } from '../../errors.js';
 
 /** What `KafkaBroker` needs: the `kafka` settings, the per-topic settings, and optional tuning. */
@@ -55,19 +55,21 @@ export interface KafkaTuning {
 
 export type ResolvedKafkaOptions = KafkaBrokerOptions & Required<KafkaTuning>;
 
-const COMPRESSIONS = ['none', 'gzip', 'snappy'] as const;
-
-/** Fills in defaults and checks what Kafka would reject later with a less helpful message. */
+/**
+ * Fills in defaults. The environment's settings were checked by the config schema; options built
+ * in code (tests, embedding apps) are checked here with the same sub-schemas, since Kafka would
+ * reject them later with a less helpful message.
+ */
 export function resolveKafkaOptions(options: KafkaBrokerOptions): ResolvedKafkaOptions {
   if (options.brokers.length === 0) throw new ConfigError('kafka.brokers: at least one host:port is required');
   for (const broker of options.brokers) {
-    if (!/^[^\s:]+:\d+$/.test(broker)) throw new ConfigError(`kafka.brokers: "${broker}" is not host:port`);
+    if (!kafkaBrokerAddress.safeParse(broker).success) throw new ConfigError(`kafka.brokers: "${broker}" is not host:port`);
   }
-  if (!(COMPRESSIONS as readonly string[]).includes(options.compression)) {
-    throw new ConfigError(`kafka.compression: "${options.compression}" is not one of ${COMPRESSIONS.join(', ')}`);
+  if (!kafkaCompression.safeParse(options.compression).success) {
+    throw new ConfigError(`kafka.compression: "${options.compression}" is not one of ${kafkaCompression.options.join(', ')}`);
   }
-  if (!Number.isInteger(options.partitions) || options.partitions < 1) {
-    throw new ConfigError(`kafka.partitions: ${options.partitions} is not a positive integer`);
+  if (!kafkaPartitions.safeParse(options.partitions).success) {
+    throw new ConfigError(`kafka.partitions: ${options.partitions} is not an integer from 1 to 10000`);
   }
   const resolved: ResolvedKafkaOptions = {
     readyTimeoutMs: 30_000,
