@@ -106,7 +106,11 @@ async function measureConsumer(broker: string, prefetch: number, sink: Sink): Pr
     for (let i = 0; i < inputs.length; i += 50) {
       await gql(gateway, 'mutation($i: [PublishEventInput!]!) { publishEvents(inputs: $i) { outboxId } }', { i: inputs.slice(i, i + 50) });
     }
-    await waitUntil(async () => ((await gql(gateway, '{ brokers { pendingEvents } }')).brokers as { pendingEvents: number }[])[0]!.pendingEvents === 0, 120_000, 'the relay to drain the outbox');
+    await waitUntil(
+      async () => ((await gql(gateway, '{ brokers { pendingEvents } }')).brokers as { pendingEvents: number }[])[0]!.pendingEvents === 0,
+      120_000,
+      'the relay to drain the outbox',
+    );
     await sink.control('release');
     await waitUntil(async () => (await sink.stats()).unique >= EVENTS, 300_000, `${EVENTS} deliveries`);
     const stats = await sink.stats();
@@ -149,7 +153,9 @@ async function main(): Promise<void> {
         const rate = await measureConsumer(broker, prefetch, sink);
         rates.push(rate);
         const loop = loops.get(prefetch)!;
-        console.log(`${broker}, prefetch ${prefetch}: ${fmt(rate)} deliveries/s (${(rate / loop.fetch).toFixed(2)}× fetch loop, ${(rate / loop.http).toFixed(2)}× node:http loop)`);
+        console.log(
+          `${broker}, prefetch ${prefetch}: ${fmt(rate)} deliveries/s (${(rate / loop.fetch).toFixed(2)}× fetch loop, ${(rate / loop.http).toFixed(2)}× node:http loop)`,
+        );
         rows.push([
           broker,
           String(prefetch),

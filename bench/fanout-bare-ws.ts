@@ -3,7 +3,9 @@
  * fixed rate the frame the gateway would send, to the same client processes. It speaks just
  * enough `graphql-transport-ws` for the same clients (acks `connection_init`, keeps each
  * `subscribe`'s id) and per event builds the payload once and each subscriber's `next` frame by
- * concatenation, as the gateway does, with `{ sent: Date.now(), n }` as the event's data.
+ * concatenation, as the gateway does, with `{ sent, n }` as the event's data: `sent` is the time
+ * the event was due (epoch ms), so that a server that falls behind its schedule shows it in the
+ * latency, as the gateway does when its `publishEvent` mutations wait.
  *
  * Run by `fanout.ts` through `fanout-protocol.ts`: `node --import tsx bench/fanout-bare-ws.ts`,
  * then commands `probe` (one frame with n = -1), `run` ({ rate, events }: resolves once the
@@ -28,8 +30,7 @@ export interface BareRun {
 const PROTOCOL = 'graphql-transport-ws';
 
 /** The `payload` of a gateway `next` frame for `{ id type data cursor }`, with a cursor of the same length. */
-function payload(n: number): string {
-  const sent = Date.now();
+function payload(n: number, sent: number): string {
   const cursor = Buffer.from(JSON.stringify({ l: `EVENTS@${new Date(sent).toISOString()}239654Z`, p: { '': 817276 + n } })).toString('base64url');
   return `{"data":{"events":{"id":"${randomUUID()}","type":"bench.tick","data":{"sent":${sent},"n":${n}},"cursor":"${cursor}"}}}`;
 }
@@ -53,9 +54,9 @@ async function runBareServer(): Promise<void> {
     socket.on('error', () => socket.terminate());
   });
 
-  const broadcast = (n: number): number => {
+  const broadcast = (n: number, sent: number): number => {
     const at = Date.now();
-    const text = payload(n);
+    const text = payload(n, sent);
     for (const [socket, id] of subscribers) socket.send(`{"id":"${id}","type":"next","payload":${text}}`);
     return Date.now() - at;
   };
@@ -66,7 +67,7 @@ async function runBareServer(): Promise<void> {
       case 'status':
         return { subscribers: subscribers.size };
       case 'probe':
-        broadcast(-1);
+        broadcast(-1, Date.now());
         return null;
       case 'run': {
         const rate = Number(command['rate']);
@@ -77,7 +78,7 @@ async function runBareServer(): Promise<void> {
         for (let n = 0; n < events; n++) {
           const due = start + (n * 1000) / rate;
           if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
-          maxBroadcastMs = Math.max(maxBroadcastMs, broadcast(n));
+          maxBroadcastMs = Math.max(maxBroadcastMs, broadcast(n, Math.round(due)));
         }
         const used = process.cpuUsage(cpu);
         return { events, cpuMs: (used.user + used.system) / 1000, maxBroadcastMs } satisfies BareRun;

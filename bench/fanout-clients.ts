@@ -228,7 +228,12 @@ function runClients(spec: ClientsSpec): void {
         const all = sockets.splice(0);
         await Promise.all(
           all.map((socket) =>
-            socket.readyState === WebSocket.CLOSED ? undefined : new Promise((resolve) => (socket.once('close', resolve), socket.terminate())),
+            socket.readyState === WebSocket.CLOSED
+              ? undefined
+              : new Promise((resolve) => {
+                  socket.once('close', resolve);
+                  socket.terminate();
+                }),
           ),
         );
         return null;

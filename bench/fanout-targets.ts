@@ -27,9 +27,10 @@ export interface Target {
   readonly topic: string;
   probe(): Promise<void>;
   /**
-   * Sends `events` events at `rate` per second and resolves once the last one went out; `outcome`
-   * then says how many were sent (for the gateway: answered without errors), and for the gateway
-   * the time from `sent` to each mutation's answer (ms).
+   * Sends `events` events at `rate` per second, each with the time it was due as its `sent`, and
+   * resolves when the last one was due (and, for the gateway, went out); `outcome` then says how
+   * many were sent (for the gateway: answered without errors), and for the gateway the time from
+   * `sent` to each mutation's answer (ms).
    */
   run(rate: number, events: number): Promise<{ outcome: Promise<RunOutcome> }>;
 }
@@ -46,8 +47,10 @@ export async function bareTarget(nodeArgs: readonly string[] = []): Promise<{ ta
       topic: 'bare',
       probe: () => server.request({ cmd: 'probe' }),
       run: async (rate, events) => {
-        const { events: sent } = await server.request<BareRun>({ cmd: 'run', rate, events });
-        return { outcome: Promise.resolve({ sent }) };
+        const done = server.request<BareRun>({ cmd: 'run', rate, events });
+        // Resolves on the schedule, as the gateway's does: a server behind it has less of the grace period.
+        await sleep(((events - 1) * 1000) / rate);
+        return { outcome: done.then(({ events: sent }) => ({ sent })) };
       },
     },
     stop: () => server.end(),
@@ -79,7 +82,7 @@ export function gatewayTarget(gateway: GatewayProcess, topic: string): Target {
       for (let n = 0; n < events; n++) {
         const due = start + (n * 1000) / rate;
         if (due > Date.now()) await sleep(due - Date.now());
-        const sent = Date.now();
+        const sent = Math.round(due);
         sentAt.push(sent);
         answers.push(
           publish(gateway, topic, { sent, n }).then(

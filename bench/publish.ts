@@ -2,78 +2,25 @@
  * `npm run bench:publish [-- memory rabbitmq kafka nats]`: the publishing hot path of a real
  * gateway process over HTTP, against `{ __typename }` on the same process in the same run.
  *
- * Per broker: a fresh gateway (`node src/main.ts`, SQLite with `synchronous=FULL`, the default)
- * and a load generator in a process of its own with 32 keep-alive connections. Rounds of 5 s
- * alternate `{ __typename }`, `publishEvent` and `publishEvents` (10 events); each figure is the
- * median of the rounds. Then `publishEvent` runs at half the measured rate (open loop) and the
+ * Per broker and store: a fresh gateway (`node src/main.ts`) and a load generator in a process of
+ * its own with 32 keep-alive connections. The store is SQLite with `synchronous=FULL` (the
+ * default); `BENCH_STORE=postgres` runs on a fresh PostgreSQL database instead (made and dropped
+ * per gateway), `BENCH_STORE=sqlite,postgres` on both, one after the other, per broker. Rounds of
+ * 5 s alternate `{ __typename }`, `publishEvent` and `publishEvents` (10 events); each figure is
+ * the median of the rounds. Then `publishEvent` runs at half the measured rate (open loop) and the
  * latency from each mutation's answer to the broker's confirm (the row's `published_at`) is read
  * back from the outbox. A benchmark, not a test: it prints figures and asserts nothing.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { connect as amqpConnect } from 'amqplib';
-import { loadConfig } from '../src/config/config.js';
-import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { openStore } from '../src/store/store.js';
 import { GatewayScope, type GatewayProcess } from '../tests/helpers/gateway-process.js';
+import { benchDatabase, benchStores, load, prepareBroker, publishBody, publishManyBody, TYPENAME, waitForDrain, type BenchDatabase } from './gateway-load.js';
 import type { LoadResult, LoadSpec } from './http-load.js';
 import { fmt, machine, median, percentile, printTable, runBenchmark } from './report.js';
 
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
 const ROUND_MS = Number(process.env['BENCH_ROUND_MS'] ?? 5000);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const settings = loadConfig({ ...process.env, GATEWAY_CONFIG: undefined }).brokers;
-
-const TYPENAME = JSON.stringify({ query: '{ __typename }' });
-const publishBody = (topic: string) =>
-  JSON.stringify({
-    query: 'mutation($i: PublishEventInput!) { publishEvent(input: $i) { outboxId duplicate } }',
-    variables: { i: { topic, type: 'order.created', key: 'order-{{n}}', data: { orderId: 0, total: 42.5, currency: 'EUR' } } },
-  }).replace('"orderId":0', '"orderId":{{n}}');
-const publishManyBody = (topic: string) =>
-  JSON.stringify({
-    query: 'mutation($i: [PublishEventInput!]!) { publishEvents(inputs: $i) { outboxId } }',
-    variables: {
-      i: Array.from({ length: 10 }, (_, k) => ({ topic, type: 'order.created', key: `order-{{n}}-${k}`, data: { line: k, total: 42.5 } })),
-    },
-  });
-
-/** Runs the load generator in its own process and returns what it measured. */
-function load(spec: LoadSpec): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/http-load.ts', JSON.stringify(spec)], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    child.once('exit', (code) => {
-      if (code !== 0) return reject(new Error(`load generator exited with ${code}`));
-      const result = JSON.parse(out) as LoadResult;
-      if (result.errors > 0) return reject(new Error(`${result.errors} failed requests, first: ${result.firstError}`));
-      resolve(result);
-    });
-  });
-}
-
-/** What a broker needs so that the gateway's events are routable and confirmed. */
-async function prepareBroker(broker: string, topic: string): Promise<() => Promise<void>> {
-  if (broker !== 'rabbitmq') return async () => undefined;
-  // RabbitMQ returns events no queue is bound for; bind one as a consumer's queue would be, and
-  // read it as a consumer would: a queue that only grows makes RabbitMQ page to disk and slow down.
-  const connection = await amqpConnect(settings.rabbitmq.url);
-  const channel = await connection.createChannel();
-  await channel.assertExchange(settings.rabbitmq.exchange, 'topic', { durable: true });
-  const queue = `bench.${topic}`;
-  await channel.assertQueue(queue, { durable: true });
-  await channel.bindQueue(queue, settings.rabbitmq.exchange, `${topic}.#`);
-  await channel.consume(queue, () => undefined, { noAck: true });
-  return async () => {
-    await channel.deleteQueue(queue);
-    await connection.close();
-  };
-}
 
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 
@@ -84,7 +31,7 @@ interface Figures {
   confirm: { p50: number; p99: number; rate: number; n: number };
 }
 
-async function measure(gateway: GatewayProcess, topic: string, databasePath: string): Promise<Figures> {
+async function measure(gateway: GatewayProcess, topic: string, database: BenchDatabase): Promise<Figures> {
   const spec = (bodyTemplate: string, durationMs = ROUND_MS): LoadSpec => ({ url: gateway.url, connections: CONNECTIONS, durationMs, bodyTemplate });
   // Warm up the JIT, the broker connection and the topic.
   await load(spec(TYPENAME, 1500));
@@ -96,15 +43,15 @@ async function measure(gateway: GatewayProcess, topic: string, databasePath: str
     figures.publishMany.push(await load(spec(publishManyBody(topic))));
   }
   // Latency from answer to broker confirm at half the measured rate, with the backlog drained first.
-  await waitForDrain(gateway);
+  await waitForDrain(gateway.url);
   const rate = Math.max(1, Math.round(median(figures.publish.map((r) => r.perSecond)) / 2));
   const open = await load({ ...spec(publishBody(topic)), ratePerSec: rate, keepBodies: true });
-  await waitForDrain(gateway);
+  await waitForDrain(gateway.url);
   const answered = new Map<number, number>();
   for (const [, answeredAt, body] of open.bodies ?? []) {
     answered.set(Number((JSON.parse(body) as { data: { publishEvent: { outboxId: string } } }).data.publishEvent.outboxId), answeredAt);
   }
-  const store = openSqliteStore({ path: databasePath });
+  const store = openStore(database.storeOptions);
   const delays: number[] = [];
   try {
     for (const [id, answeredAt] of answered) {
@@ -118,61 +65,64 @@ async function measure(gateway: GatewayProcess, topic: string, databasePath: str
   return figures;
 }
 
-async function waitForDrain(gateway: GatewayProcess): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const response = await fetch(gateway.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query: '{ brokers { pendingEvents } }' }),
-    });
-    const body = (await response.json()) as { data: { brokers: { pendingEvents: number }[] } };
-    if (body.data.brokers[0]!.pendingEvents === 0) return;
-    if (Date.now() > deadline) throw new Error('the outbox did not drain within 2 minutes');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
   const brokers = wanted.length > 0 ? wanted : ['memory', 'rabbitmq', 'kafka', 'nats'];
-  console.log(`publish vs { __typename }: ${CONNECTIONS} connections, ${ROUNDS} rounds of ${ROUND_MS / 1000} s each, medians`);
+  const stores = benchStores();
+  console.log(`publish vs { __typename }: ${CONNECTIONS} connections, ${ROUNDS} rounds of ${ROUND_MS / 1000} s each, medians; stores: ${stores.join(', ')}`);
   console.log(`${machine()}\n`);
   const rows: string[][] = [];
   for (const broker of brokers) {
-    const scope = new GatewayScope();
-    const topic = `bench-${randomUUID().slice(0, 8)}`;
-    const cleanup = await prepareBroker(broker, topic);
-    try {
-      const databasePath = scope.database();
-      const gateway = await scope.start({ broker, databasePath, env: { DATABASE_SYNCHRONOUS: 'FULL' } });
-      const f = await measure(gateway, topic, databasePath);
-      const typename = median(f.typename.map((r) => r.perSecond));
-      const publish = median(f.publish.map((r) => r.perSecond));
-      const many = median(f.publishMany.map((r) => r.perSecond));
-      const p = (xs: LoadResult[], key: 'p50Ms' | 'p99Ms') => median(xs.map((r) => r[key]));
-      console.log(
-        `${broker}: __typename ${f.typename.map((r) => fmt(r.perSecond)).join(' / ')} req/s; ` +
-          `publishEvent ${f.publish.map((r) => fmt(r.perSecond)).join(' / ')} req/s; ` +
-          `publishEvents(10) ${f.publishMany.map((r) => fmt(r.perSecond)).join(' / ')} req/s; ` +
-          `confirm at ${f.confirm.rate} req/s over ${f.confirm.n} events`,
-      );
-      rows.push([
-        broker,
-        `${fmt(typename)} (p50 ${ms(p(f.typename, 'p50Ms'))}, p99 ${ms(p(f.typename, 'p99Ms'))})`,
-        `${fmt(publish)} (p50 ${ms(p(f.publish, 'p50Ms'))}, p99 ${ms(p(f.publish, 'p99Ms'))})`,
-        `${(publish / typename).toFixed(2)}×`,
-        `${fmt(many)} req/s = ${fmt(many * 10)} ev/s (p99 ${ms(p(f.publishMany, 'p99Ms'))})`,
-        `${ms(f.confirm.p50)} / ${ms(f.confirm.p99)} at ${fmt(f.confirm.rate)}/s`,
-      ]);
-    } finally {
-      await cleanup();
-      await scope.dispose();
+    const publishRates = new Map<string, number>();
+    for (const kind of stores) {
+      const scope = new GatewayScope();
+      const topic = `bench-${randomUUID().slice(0, 8)}`;
+      const cleanup = await prepareBroker(broker, topic);
+      const database = await benchDatabase(kind, scope);
+      try {
+        const gateway = await scope.start({ broker, databasePath: database.path, env: database.env });
+        const f = await measure(gateway, topic, database);
+        const typename = median(f.typename.map((r) => r.perSecond));
+        const publish = median(f.publish.map((r) => r.perSecond));
+        const many = median(f.publishMany.map((r) => r.perSecond));
+        publishRates.set(kind, publish);
+        const p = (xs: LoadResult[], key: 'p50Ms' | 'p99Ms') => median(xs.map((r) => r[key]));
+        console.log(
+          `${broker} on ${kind}: __typename ${f.typename.map((r) => fmt(r.perSecond)).join(' / ')} req/s; ` +
+            `publishEvent ${f.publish.map((r) => fmt(r.perSecond)).join(' / ')} req/s; ` +
+            `publishEvents(10) ${f.publishMany.map((r) => fmt(r.perSecond)).join(' / ')} req/s; ` +
+            `confirm at ${f.confirm.rate} req/s over ${f.confirm.n} events`,
+        );
+        const sqlite = publishRates.get('sqlite');
+        rows.push([
+          broker,
+          kind,
+          `${fmt(typename)} (p50 ${ms(p(f.typename, 'p50Ms'))}, p99 ${ms(p(f.typename, 'p99Ms'))})`,
+          `${fmt(publish)} (p50 ${ms(p(f.publish, 'p50Ms'))}, p99 ${ms(p(f.publish, 'p99Ms'))})`,
+          `${(publish / typename).toFixed(2)}×`,
+          kind !== 'sqlite' && sqlite ? `${(publish / sqlite).toFixed(2)}×` : '—',
+          `${fmt(many)} req/s = ${fmt(many * 10)} ev/s (p99 ${ms(p(f.publishMany, 'p99Ms'))})`,
+          `${ms(f.confirm.p50)} / ${ms(f.confirm.p99)} at ${fmt(f.confirm.rate)}/s`,
+        ]);
+      } finally {
+        await cleanup();
+        await scope.dispose();
+        await database.dispose();
+      }
     }
   }
   printTable(
-    ['broker', '`{ __typename }` req/s', '`publishEvent` req/s', 'ratio', '`publishEvents` (10 events)', 'answer → confirm p50 / p99 (half load)'],
-    ['l', 'r', 'r', 'r', 'r', 'r'],
+    [
+      'broker',
+      'store',
+      '`{ __typename }` req/s',
+      '`publishEvent` req/s',
+      'ratio',
+      '`publishEvent` ÷ SQLite',
+      '`publishEvents` (10 events)',
+      'answer → confirm p50 / p99 (half load)',
+    ],
+    ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
     rows,
   );
 }

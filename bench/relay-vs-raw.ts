@@ -2,17 +2,21 @@
  * `npm run bench [-- rabbitmq kafka nats memory]`: for each broker, in one run, the relay
  * draining N outbox rows against the broker's plain client publishing the same N events with the
  * same durability (confirms / acks=-1 / JetStream acks), the same batch size and the same number
- * of batches in flight. Prints events/s for both and the ratio relay ÷ raw. A benchmark, not a
- * test: it asserts nothing and prints figures.
+ * of batches in flight. Prints events/s for both and the ratio relay ÷ raw. The outbox is SQLite
+ * (`synchronous=FULL`); `BENCH_STORE=postgres` drains a fresh PostgreSQL database instead (made
+ * and dropped per round), `BENCH_STORE=sqlite,postgres` both, alternating within each round. A
+ * benchmark, not a test: it asserts nothing and prints figures.
  */
 import { randomUUID } from 'node:crypto';
 import { benchEvents } from './events.js';
 import { Relay } from '../src/relay/relay.js';
-import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { openStore } from '../src/store/store.js';
 import type { GatewayEvent } from '../src/events/event.js';
 import { silentLogger } from '../src/util/logger.js';
 import { Signal } from '../src/util/signal.js';
+import { createTestDatabase } from '../tests/helpers/postgres.js';
 import { removeDatabase, tempDatabasePath } from '../tests/helpers/store.js';
+import { benchStores, type StoreKind } from './gateway-load.js';
 import { fmt, machine, median, printTable, runBenchmark } from './report.js';
 import { BENCH_TARGETS, type BenchTarget } from './targets.js';
 
@@ -40,10 +44,34 @@ async function measureRaw(target: BenchTarget, events: GatewayEvent[]): Promise<
   return events.length / ((performance.now() - started) / 1000);
 }
 
-async function measureRelay(target: BenchTarget, events: GatewayEvent[]): Promise<number> {
-  const path = tempDatabasePath();
-  // FULL is the production default: every commit is fsynced.
-  const store = openSqliteStore({ path, synchronous: 'FULL' });
+/** A fresh, empty outbox of the given kind, and what removes it. */
+async function freshStore(kind: StoreKind) {
+  if (kind === 'sqlite') {
+    const path = tempDatabasePath();
+    // FULL is the production default: every commit is fsynced.
+    const store = openStore({ path, synchronous: 'FULL' });
+    return {
+      store,
+      dispose: async () => {
+        await store.close();
+        removeDatabase(path);
+      },
+    };
+  }
+  const database = await createTestDatabase();
+  const store = openStore({ url: database.url });
+  await store.ping();
+  return {
+    store,
+    dispose: async () => {
+      await store.close();
+      await database.drop();
+    },
+  };
+}
+
+async function measureRelay(target: BenchTarget, events: GatewayEvent[], kind: StoreKind): Promise<number> {
+  const { store, dispose } = await freshStore(kind);
   try {
     const { outbox } = store;
     for (let i = 0; i < events.length; i += 1000) await outbox.append(events.slice(i, i + 1000));
@@ -61,18 +89,19 @@ async function measureRelay(target: BenchTarget, events: GatewayEvent[]): Promis
     await relay.stop();
     return events.length / seconds;
   } finally {
-    await store.close();
-    removeDatabase(path);
+    await dispose();
   }
 }
-
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
   // The memory broker is measured only on request: its "raw client" is a function call, so the
   // ratio says nothing about the relay.
   const names = wanted.length > 0 ? wanted : Object.keys(BENCH_TARGETS).filter((name) => name !== 'memory');
-  console.log(`relay vs raw client: ${EVENTS} events per run, batches of ${BATCH}, ${IN_FLIGHT} in flight, median of ${ROUNDS} rounds`);
+  const stores = benchStores();
+  console.log(
+    `relay vs raw client: ${EVENTS} events per run, batches of ${BATCH}, ${IN_FLIGHT} in flight, median of ${ROUNDS} rounds; outbox on ${stores.join(', ')}`,
+  );
   console.log(`${machine()}\n`);
   const rows: string[][] = [];
   for (const name of names) {
@@ -83,22 +112,41 @@ async function main(): Promise<void> {
     try {
       // Warm up connections, JIT and broker-side topology on both paths.
       await measureRaw(target, makeEvents(topic, Math.min(2000, EVENTS)));
-      await measureRelay(target, makeEvents(topic, Math.min(2000, EVENTS)));
+      for (const kind of stores) await measureRelay(target, makeEvents(topic, Math.min(2000, EVENTS)), kind);
       const raw: number[] = [];
-      const relayed: number[] = [];
+      const relayed = new Map<StoreKind, number[]>(stores.map((kind) => [kind, []]));
       for (let round = 0; round < ROUNDS; round++) {
         raw.push(await measureRaw(target, makeEvents(topic, EVENTS)));
-        relayed.push(await measureRelay(target, makeEvents(topic, EVENTS)));
-        await target.drain?.();
+        for (const kind of stores) {
+          relayed.get(kind)!.push(await measureRelay(target, makeEvents(topic, EVENTS), kind));
+          await target.drain?.();
+        }
       }
-      const ratio = median(relayed) / median(raw);
-      rows.push([name, target.durability, fmt(median(raw)), fmt(median(relayed)), `${ratio.toFixed(2)}×`]);
-      console.log(`${name}: raw ${raw.map(fmt).join(' / ')} ev/s; relay ${relayed.map(fmt).join(' / ')} ev/s; ratio ${ratio.toFixed(2)}`);
+      const row = [name, target.durability, fmt(median(raw))];
+      for (const kind of stores) {
+        const ratio = median(relayed.get(kind)!) / median(raw);
+        row.push(fmt(median(relayed.get(kind)!)), `${ratio.toFixed(2)}×`);
+        console.log(
+          `${name} (${kind}): raw ${raw.map(fmt).join(' / ')} ev/s; relay ${relayed.get(kind)!.map(fmt).join(' / ')} ev/s; ratio ${ratio.toFixed(2)}`,
+        );
+      }
+      if (stores.length === 2) row.push(`${(median(relayed.get('postgres')!) / median(relayed.get('sqlite')!)).toFixed(2)}×`);
+      rows.push(row);
     } finally {
       await target.close();
     }
   }
-  printTable(['broker', 'durability (both paths)', 'raw client ev/s', 'relay ev/s', 'relay ÷ raw'], ['l', 'l', 'r', 'r', 'r'], rows);
+  printTable(
+    [
+      'broker',
+      'durability (both paths)',
+      'raw client ev/s',
+      ...stores.flatMap((kind) => [`relay ev/s (${kind})`, `relay ÷ raw (${kind})`]),
+      ...(stores.length === 2 ? ['relay: postgres ÷ sqlite'] : []),
+    ],
+    ['l', 'l', 'r', ...stores.flatMap(() => ['r', 'r'] as const), ...(stores.length === 2 ? (['r'] as const) : [])],
+    rows,
+  );
 }
 
 runBenchmark(main);

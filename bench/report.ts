@@ -6,8 +6,7 @@ export function machine(): string {
 }
 
 export const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-export const percentile = (xs: readonly number[], q: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? Number.NaN;
+export const percentile = (xs: readonly number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? Number.NaN;
 export const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 /** Prints a markdown table (the shape `bench/RESULTS.md` keeps). */

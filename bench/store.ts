@@ -1,6 +1,6 @@
 /**
  * `npm run bench:store`: the store on its own, SQLite (`synchronous=FULL`) against PostgreSQL
- * (`BENCH_POSTGRES_URL`, default the local server; a database is made and dropped per scenario),
+ * (`TEST_POSTGRES_URL` as for the tests, default the local server; a database is made and dropped per scenario),
  * in one run. Appends from 64 concurrent callers (as concurrent mutations make them, so group
  * commit has company): keyless events, keyed events (on PostgreSQL each key is locked with
  * `pg_advisory_xact_lock` for the commit), keyed events handed to a local relay; then a relay's
@@ -33,17 +33,28 @@ const DIALECTS: Dialect[] = [
     async open() {
       const path = tempDatabasePath();
       const store = openSqliteStore({ path, synchronous: 'FULL' });
-      return { store, dispose: async () => (await store.close(), removeDatabase(path)) };
+      return {
+        store,
+        dispose: async () => {
+          await store.close();
+          removeDatabase(path);
+        },
+      };
     },
   },
   {
     name: 'postgres',
     async open() {
-      if (process.env['BENCH_POSTGRES_URL']) process.env['TEST_POSTGRES_URL'] = process.env['BENCH_POSTGRES_URL'];
       const database = await createTestDatabase();
       const store = openPostgresStore({ url: database.url });
       await store.ping();
-      return { store, dispose: async () => (await store.close(), await database.drop()) };
+      return {
+        store,
+        dispose: async () => {
+          await store.close();
+          await database.drop();
+        },
+      };
     },
   },
 ];
@@ -77,7 +88,10 @@ const drain: Scenario = async (store) => {
   for (;;) {
     const rows = await store.outbox.claim({ owner: 'bench', limit: 256, leaseMs: 60_000 });
     if (rows.length === 0) break;
-    await store.outbox.settle('bench', rows.map((row) => ({ id: row.id, ok: true })));
+    await store.outbox.settle(
+      'bench',
+      rows.map((row) => ({ id: row.id, ok: true })),
+    );
     moved += rows.length;
   }
   return moved / ((performance.now() - started) / 1000);

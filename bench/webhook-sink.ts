@@ -60,7 +60,7 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const answer = () => {
       answered++;
       // The event id: from a header when the sender sets one, else from the structured body.
-      seen.add(typeof id === 'string' ? id : ((/"id":"([^"]+)"/.exec(body)?.[1]) ?? String(answered)));
+      seen.add(typeof id === 'string' ? id : (/"id":"([^"]+)"/.exec(body)?.[1] ?? String(answered)));
       lastAt = performance.now();
       res.writeHead(204).end();
     };
