@@ -8,9 +8,10 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { connect as amqpConnect } from 'amqplib';
 import { loadConfig } from '../src/config/config.js';
-import type { StoreOptions } from '../src/store/store.js';
+import { openStore, type Store, type StoreOptions } from '../src/store/store.js';
 import type { GatewayScope } from '../tests/helpers/gateway-process.js';
 import { createTestDatabase } from '../tests/helpers/postgres.js';
+import { removeDatabase, tempDatabasePath } from '../tests/helpers/store.js';
 import type { LoadResult, LoadSpec } from './http-load.js';
 import type { SpreadResult, SpreadSpec } from './http-load-spread.js';
 
@@ -118,4 +119,30 @@ export async function benchDatabase(kind: StoreKind, scope: GatewayScope): Promi
   }
   const database = await createTestDatabase();
   return { kind, path, env: { DATABASE_URL: database.url }, storeOptions: { url: database.url }, dispose: () => database.drop() };
+}
+
+/** A fresh, empty outbox of the given kind, and what removes it. */
+export async function freshStore(kind: StoreKind): Promise<{ store: Store; dispose(): Promise<void> }> {
+  if (kind === 'sqlite') {
+    const path = tempDatabasePath();
+    // FULL is the production default: every commit is fsynced.
+    const store = openStore({ path, synchronous: 'FULL' });
+    return {
+      store,
+      dispose: async () => {
+        await store.close();
+        removeDatabase(path);
+      },
+    };
+  }
+  const database = await createTestDatabase();
+  const store = openStore({ url: database.url });
+  await store.ping();
+  return {
+    store,
+    dispose: async () => {
+      await store.close();
+      await database.drop();
+    },
+  };
 }

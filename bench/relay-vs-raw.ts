@@ -10,13 +10,10 @@
 import { randomUUID } from 'node:crypto';
 import { benchEvents } from './events.js';
 import { Relay } from '../src/relay/relay.js';
-import { openStore } from '../src/store/store.js';
 import type { GatewayEvent } from '../src/events/event.js';
 import { silentLogger } from '../src/util/logger.js';
 import { Signal } from '../src/util/signal.js';
-import { createTestDatabase } from '../tests/helpers/postgres.js';
-import { removeDatabase, tempDatabasePath } from '../tests/helpers/store.js';
-import { benchStores, type StoreKind } from './gateway-load.js';
+import { benchStores, freshStore, type StoreKind } from './gateway-load.js';
 import { fmt, machine, median, printTable, runBenchmark } from './report.js';
 import { BENCH_TARGETS, type BenchTarget } from './targets.js';
 
@@ -42,32 +39,6 @@ async function measureRaw(target: BenchTarget, events: GatewayEvent[]): Promise<
   const started = performance.now();
   await windowed(events, (batch) => target.rawPublish(batch));
   return events.length / ((performance.now() - started) / 1000);
-}
-
-/** A fresh, empty outbox of the given kind, and what removes it. */
-async function freshStore(kind: StoreKind) {
-  if (kind === 'sqlite') {
-    const path = tempDatabasePath();
-    // FULL is the production default: every commit is fsynced.
-    const store = openStore({ path, synchronous: 'FULL' });
-    return {
-      store,
-      dispose: async () => {
-        await store.close();
-        removeDatabase(path);
-      },
-    };
-  }
-  const database = await createTestDatabase();
-  const store = openStore({ url: database.url });
-  await store.ping();
-  return {
-    store,
-    dispose: async () => {
-      await store.close();
-      await database.drop();
-    },
-  };
 }
 
 async function measureRelay(target: BenchTarget, events: GatewayEvent[], kind: StoreKind): Promise<number> {

@@ -8,12 +8,9 @@
  * benchmark, not a test: it asserts nothing.
  */
 import type { OutboxTaker } from '../src/store/outbox-repository.js';
-import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
-import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
-import { createTestDatabase } from '../tests/helpers/postgres.js';
-import { removeDatabase, tempDatabasePath } from '../tests/helpers/store.js';
 import { benchEvents } from './events.js';
+import { freshStore, type StoreKind } from './gateway-load.js';
 import { fmt, machine, median, printTable, runBenchmark } from './report.js';
 
 const APPENDS = Number(process.env['BENCH_EVENTS'] ?? 10_000);
@@ -22,41 +19,10 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const CALLERS = 64;
 const KEYS = 1000;
 
-interface Dialect {
-  readonly name: string;
-  open(): Promise<{ store: Store; dispose(): Promise<void> }>;
-}
-
-const DIALECTS: Dialect[] = [
-  {
-    name: 'sqlite (FULL)',
-    async open() {
-      const path = tempDatabasePath();
-      const store = openSqliteStore({ path, synchronous: 'FULL' });
-      return {
-        store,
-        dispose: async () => {
-          await store.close();
-          removeDatabase(path);
-        },
-      };
-    },
-  },
-  {
-    name: 'postgres',
-    async open() {
-      const database = await createTestDatabase();
-      const store = openPostgresStore({ url: database.url });
-      await store.ping();
-      return {
-        store,
-        dispose: async () => {
-          await store.close();
-          await database.drop();
-        },
-      };
-    },
-  },
+/** The two stores, each fresh per scenario: SQLite with `synchronous=FULL`, PostgreSQL on a new database. */
+const DIALECTS: { name: string; kind: StoreKind }[] = [
+  { name: 'sqlite (FULL)', kind: 'sqlite' },
+  { name: 'postgres', kind: 'postgres' },
 ];
 
 /** A relay that takes every row handed to it and does nothing with it. */
@@ -113,7 +79,7 @@ runBenchmark(async () => {
     for (let round = 0; round < ROUNDS; round++) {
       // Dialects alternate within a round, so drift in the machine's load hits both alike.
       for (const dialect of DIALECTS) {
-        const { store, dispose } = await dialect.open();
+        const { store, dispose } = await freshStore(dialect.kind);
         try {
           figures.set(dialect.name, [...(figures.get(dialect.name) ?? []), await scenario(store)]);
         } finally {

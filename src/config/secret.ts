@@ -24,11 +24,6 @@ export class Secret {
     return this.#value;
   }
 
-  /** True when `text` contains the value: for scrubbing a message that might repeat it. */
-  isIn(text: string): boolean {
-    return this.#value.length > 0 && text.includes(this.#value);
-  }
-
   toString(): string {
     return `[secret from ${this.source}]`;
   }

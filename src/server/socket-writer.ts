@@ -22,6 +22,8 @@ const HIGH_WATER_BYTES = 64 * 1024;
  */
 export class SocketWriter {
   private readonly queue: string[] = [];
+  /** Byte length of each queued frame, beside it. */
+  private readonly sizes: number[] = [];
   private queuedBytes = 0;
   private overflowed = false;
   private draining = false;
@@ -42,11 +44,13 @@ export class SocketWriter {
     if (this.queue.length >= this.bounds.frames || this.queuedBytes + bytes > this.bounds.bytes) {
       this.overflowed = true;
       this.queue.length = 0;
+      this.sizes.length = 0;
       this.queuedBytes = 0;
       this.onOverflow(`subscriber too slow: more than ${this.bounds.frames} events or ${this.bounds.bytes} bytes waiting for it`);
       return;
     }
     this.queue.push(frame);
+    this.sizes.push(bytes);
     this.queuedBytes += bytes;
     this.waitForDrain();
   }
@@ -66,7 +70,8 @@ export class SocketWriter {
   private flush(): void {
     while (this.queue.length > 0 && this.socket.readyState === this.socket.OPEN && this.socket.bufferedAmount < HIGH_WATER_BYTES) {
       const frame = this.queue.shift()!;
-      this.queuedBytes -= Buffer.byteLength(frame);
+      // Measured once, when queued.
+      this.queuedBytes -= this.sizes.shift()!;
       this.socket.send(frame);
     }
     if (this.queue.length > 0) this.waitForDrain();

@@ -216,7 +216,7 @@ export class SubscriptionGroups {
     let text = request.query;
     if (afterNode?.kind === Kind.VARIABLE) delete variables[afterNode.name.value];
     else if (afterNode) text = print(withoutAfter(request.document));
-    return { key: `${request.operationName ?? ''}\u0000${text}\u0000${stableJson(variables)}`, after: after ?? undefined, topic, types };
+    return { key: `${request.operationName ?? ''}\u0000${text}\u0000${stableJson(variables)}`, after, topic, types };
   }
 
   private groupOf(key: string, request: GroupRequest, topic: string, types: readonly string[] | undefined): Group {

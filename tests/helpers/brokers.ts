@@ -22,11 +22,15 @@ export function reachable(host: string, port: number, timeoutMs = 1000): Promise
  * need no broker, so the file is in the wrong tier.
  */
 export async function requireBroker(name: string, host: string, port: number): Promise<boolean> {
+  return requireTool(name, await reachable(host, port), `${name} is not reachable on ${host}:${port} (npm run brokers up)`);
+}
+
+/** The same decision for a test file that needs something else live (a binary, Kafka's jars). */
+export function requireTool(name: string, present: boolean, message: string): boolean {
   if (process.env['TEST_TIER'] === 'unit') {
     throw new Error(`this file needs ${name}, so it belongs in the brokers or faults tier: list it in vitest.config.ts`);
   }
-  if (await reachable(host, port)) return true;
-  const message = `${name} is not reachable on ${host}:${port} (npm run brokers up)`;
+  if (present) return true;
   if (process.env['CI']) throw new Error(`${message}; CI is set, so this fails the run`);
   process.stderr.write(`\n*** SKIPPING ${name} tests: ${message}\n`);
   // The caller registers no tests now; without one, vitest would count the file as failed.

@@ -191,15 +191,15 @@ const CONNECTION_CODES: Record<string, string> = {
   CONNECTION_ENDED: 'the store is closed',
 };
 
-function unavailableReason(error: unknown): { reason: string; details: Record<string, string> } | undefined {
+function unavailableReason(error: unknown): { reason: string; code: string; details: Record<string, string> } | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return undefined;
   if (error instanceof postgres.PostgresError) {
     const reason = UNAVAILABLE_STATES[code] ?? UNAVAILABLE_CLASSES[code.slice(0, 2)];
-    return reason === undefined ? undefined : { reason, details: { postgresCode: code } };
+    return reason === undefined ? undefined : { reason, code, details: { postgresCode: code } };
   }
   const reason = CONNECTION_CODES[code];
-  return reason === undefined ? undefined : { reason, details: { connectionCode: code } };
+  return reason === undefined ? undefined : { reason, code, details: { connectionCode: code } };
 }
 
 /** True for an error that fails the whole store operation rather than one job in it. */
@@ -216,6 +216,5 @@ export function toStoreError(what: string, error: unknown): unknown {
   if (error instanceof StoreUnavailableError) return error;
   const unavailable = unavailableReason(error);
   if (!unavailable) return error;
-  const code = Object.values(unavailable.details)[0];
-  return new StoreUnavailableError(`could not ${what}: ${unavailable.reason} (${code})`, { cause: error, details: unavailable.details });
+  return new StoreUnavailableError(`could not ${what}: ${unavailable.reason} (${unavailable.code})`, { cause: error, details: unavailable.details });
 }

@@ -1,7 +1,7 @@
 import { and, count, eq } from 'drizzle-orm';
 import { Batcher, type JobOutcome } from '../../util/batcher.js';
 import type { ProcessedMessageRepository } from '../processed-message-repository.js';
-import type { PostgresDatabase } from './database.js';
+import { at, type PostgresDatabase } from './database.js';
 import { processedMessages } from './tables.js';
 import { processedList } from '../list-queries.js';
 
@@ -46,7 +46,7 @@ export function createPostgresProcessedMessageRepository(database: PostgresDatab
             insert into processed_messages (consumer, event_id, processed_at)
             select r.consumer, r.event_id, r.at
             from relaxed, unnest(${jobs.map((j) => j.consumer)}::text[], ${jobs.map((j) => j.eventId)}::text[],
-                                 ${jobs.map((j) => new Date(j.at).toISOString())}::text[]::timestamptz[]) with ordinality as r(consumer, event_id, at, ord)
+                                 ${jobs.map((j) => at(j.at))}::text[]::timestamptz[]) with ordinality as r(consumer, event_id, at, ord)
             order by r.ord
             on conflict do nothing
             returning consumer, event_id as "eventId"`,
@@ -99,7 +99,7 @@ export function createPostgresProcessedMessageRepository(database: PostgresDatab
           'prune processed messages',
           () => sql`
             delete from processed_messages where ctid = any(array(
-              select ctid from processed_messages where processed_at < ${new Date(before).toISOString()}::timestamptz limit ${batchSize}))`,
+              select ctid from processed_messages where processed_at < ${at(before)}::timestamptz limit ${batchSize}))`,
         )
         .then((result) => result.count),
   };

@@ -3,6 +3,7 @@ import { KafkaBroker } from '../../../src/brokers/kafka/kafka-broker.js';
 import { loadConfig } from '../../../src/config/config.js';
 import { BrokerAuthenticationError } from '../../../src/errors.js';
 import type { Logger } from '../../../src/util/logger.js';
+import { requireTool } from '../../helpers/brokers.js';
 import { uniqueName } from '../../helpers/events.js';
 import { captureLogs, everythingIn, expectNoSecrets, publishAndReceive, startGatewayExpectingFailure } from '../../helpers/secure-brokers/gateway.js';
 import { hasKafkaJars, startSecureKafka, type SecureKafka } from '../../helpers/secure-brokers/kafka.js';
@@ -16,7 +17,9 @@ function kafkaBroker(env: Record<string, string>, logger: Logger): KafkaBroker {
 }
 
 // One Kafka of this file's own (about 10 s to start), with a SASL_SSL and a mutual-TLS listener.
-describe.skipIf(!hasOpenssl() || !hasKafkaJars())('Kafka over TLS with SASL', () => {
+const runs = requireTool('Kafka over TLS', hasOpenssl() && hasKafkaJars(), 'openssl or the Kafka jars are missing (npm run brokers up)');
+
+describe.runIf(runs)('Kafka over TLS with SASL', () => {
   let pki: TestPki;
   let kafka: SecureKafka;
 

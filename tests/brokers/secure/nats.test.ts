@@ -4,6 +4,7 @@ import { NatsBroker } from '../../../src/brokers/nats/nats-broker.js';
 import { loadConfig } from '../../../src/config/config.js';
 import { BrokerAuthenticationError } from '../../../src/errors.js';
 import type { Logger } from '../../../src/util/logger.js';
+import { requireTool } from '../../helpers/brokers.js';
 import { uniqueName } from '../../helpers/events.js';
 import { captureLogs, everythingIn, expectNoSecrets, publishAndReceive, startGatewayExpectingFailure } from '../../helpers/secure-brokers/gateway.js';
 import { hasNatsServer, startSecureNats, type SecureNatsServer } from '../../helpers/secure-brokers/nats.js';
@@ -29,7 +30,9 @@ function natsBroker(env: Record<string, string>, logger: Logger): NatsBroker {
   return new NatsBroker({ ...config.brokers.nats, topics: {} }, logger);
 }
 
-describe.skipIf(!hasOpenssl() || !hasNatsServer())('NATS over TLS with credentials', () => {
+const runs = requireTool('NATS over TLS', hasOpenssl() && hasNatsServer(), 'openssl or nats-server is missing');
+
+describe.runIf(runs)('NATS over TLS with credentials', () => {
   let pki: TestPki;
   /** Demands a client certificate; users with a password and an NKey user. */
   let users: SecureNatsServer;

@@ -2,10 +2,10 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds } from '@nats-io/jwt';
+import { NATS_SERVER } from '../../../scripts/brokers/index.js';
 import { startOwnNatsServer, type OwnNatsServer } from '../nats.js';
 import type { TestPki } from './pki.js';
 
-export const NATS_SERVER = '/usr/sbin/nats-server';
 export const hasNatsServer = (): boolean => existsSync(NATS_SERVER);
 
 /** Who may log in to a secure test server; nats-server takes either users or one token. */

@@ -1,6 +1,7 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { createServer, type TLSSocket } from 'node:tls';
 import type { TestPki } from './pki.js';
+import { pipeTo } from '../tcp-proxy.js';
 
 export interface TlsTerminator {
   /** The TLS port on 127.0.0.1. */
@@ -31,18 +32,7 @@ export async function startTlsTerminator(pki: TestPki, targetPort: number, { req
     (client: TLSSocket) => {
       const subject = client.getPeerCertificate()?.subject?.CN;
       if (subject) clients.push(String(subject));
-      const upstream = connect(targetPort, '127.0.0.1');
-      const end = () => {
-        client.destroy();
-        upstream.destroy();
-        sockets.delete(client);
-        sockets.delete(upstream);
-      };
-      for (const socket of [client, upstream]) {
-        sockets.add(socket);
-        socket.on('error', end).on('close', end);
-      }
-      client.pipe(upstream).pipe(client);
+      pipeTo(client, targetPort, '127.0.0.1', sockets);
     },
   );
   // A refused handshake is the point of some tests, not an error of this helper.
