@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidInputError, StoreUnavailableError } from '../../src/errors.js';
 import { encodeEvent } from '../../src/events/codec.js';
 import type { ClaimedRow, OutboxRepository, PublishResult } from '../../src/store/outbox-repository.js';
+import { openPostgres } from '../../src/store/postgres/database.js';
 import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
 import type { Store } from '../../src/store/store.js';
 import { gql, startTestApp } from '../helpers/app.js';
@@ -351,6 +352,27 @@ export function definePostgresSuite(): void {
       await store.outbox.append([makeEvent()]).catch((error: unknown) => expect(error).toBeInstanceOf(StoreUnavailableError));
       await store.outbox.append([makeEvent()]);
       expect(await store.outbox.count('PENDING')).toBeGreaterThanOrEqual(1);
+    });
+
+    it('fails a transaction whose backend the server ends mid-statement, and serves the next call on the same connection', async () => {
+      const database = await createTestDatabase();
+      cleanups.push(() => database.drop());
+      // One connection, so the next call has to reuse the one that broke.
+      const db = openPostgres({ url: database.url, maxConnections: 1 });
+      cleanups.push(() => db.close());
+      let pid: number | undefined;
+      const transaction = db.transaction('sleep', async (tx) => {
+        pid = (await tx<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]?.pid;
+        await tx`select pg_sleep(5)`;
+      });
+      await waitFor(() => pid, 5000, 'the transaction to start');
+      await withConnection(POSTGRES_URL, (sql) => sql`select pg_terminate_backend(${pid ?? 0})`);
+      // postgres.js writes the transaction's ROLLBACK on a connection that has closed; unpatched,
+      // that write throws from an immediate and ends the process (patches/postgres+3.4.9.patch).
+      await expect(transaction).rejects.toBeInstanceOf(StoreUnavailableError);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Nothing of the ended session (its query, its 57P01 error) answers the next one.
+      expect(await db.run('select', () => db.sql<{ one: number }[]>`select 1 as one`)).toEqual([{ one: 1 }]);
     });
   });
 }
