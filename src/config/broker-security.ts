@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { fromSeed } from '@nats-io/nkeys';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { settingsByName } from './env-settings.js';
+import { flag, settingsByName } from './env-settings.js';
 import { Secret } from './secret.js';
 
 /*
@@ -16,7 +16,6 @@ import { Secret } from './secret.js';
  */
 
 const path = z.string().min(1);
-const flag = z.enum(['true', 'false']);
 
 export const KAFKA_SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
 

@@ -5,11 +5,10 @@ import { ConfigError } from '../errors.js';
 import { formatPath } from '../util/path.js';
 import { fileSchema, type ConfigFile } from './file-schema.js';
 import { kafkaSecurityEnv, loadBrokerSecurity, natsSecurityEnv, rabbitmqSecurityEnv, securityIssues, type SecurityEnv } from './broker-security.js';
-import { describeEnvIssues, nestEnv, setting } from './env-settings.js';
+import { commaList, describeEnvIssues, flag, nestEnv, setting } from './env-settings.js';
 import { otelEnv, tracingSettings } from './otel-env.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const flag = z.enum(['true', 'false']);
 const HOUR = 3600 * 1000;
 const hoursToMs = (hours: number) => hours * HOUR;
 
@@ -96,16 +95,9 @@ export const settingsSchema = z.object({
   /** Web origins besides the gateway's own that browsers may call it from (CORS). */
   corsOrigins: setting(
     'CORS_ORIGINS',
-    z
-      .string()
-      .transform((list) =>
-        list
-          .split(',')
-          .map((origin) => origin.trim())
-          .filter(Boolean),
-      )
-      .pipe(z.array(z.string().refine(isOrigin, 'must be a comma-separated list of origins such as https://app.example.com (scheme, host and port only)')))
-      .default([]),
+    commaList(z.string().refine(isOrigin, 'must be a comma-separated list of origins such as https://app.example.com (scheme, host and port only)')).default(
+      [],
+    ),
     "web origins, comma-separated, besides the gateway's own, whose pages may call it from a browser (see [Browsers and other sites](#browsers-and-other-sites))",
   ),
   /** Only decides the default of `limits.introspection`. */

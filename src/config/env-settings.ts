@@ -15,6 +15,22 @@ interface SettingInfo {
   readonly shownDefault?: string | undefined;
 }
 
+/** A boolean setting as the environment spells it. */
+export const flag = z.enum(['true', 'false']);
+
+/** A comma-separated list (blanks around items and empty items dropped), each item checked by `item`. */
+export function commaList<T extends z.ZodType<unknown, string>>(item: T) {
+  return z
+    .string()
+    .transform((list) =>
+      list
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(item));
+}
+
 /** The settings among all zod schemas: a registry, so the schemas stay ordinary zod schemas. */
 const settings = z.registry<SettingInfo>();
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { settingsByName } from './env-settings.js';
+import { commaList, settingsByName } from './env-settings.js';
 
 /*
  * The standard OpenTelemetry variables (https://opentelemetry.io/docs/specs/otel/configuration/
@@ -13,15 +13,7 @@ export const TRACES_EXPORTERS = ['otlp', 'console', 'none'] as const;
 export type TracesExporter = Exclude<(typeof TRACES_EXPORTERS)[number], 'none'>;
 
 const url = z.string().refine((value) => URL.canParse(value), 'must be a URL (http://collector:4318)');
-const exporterList = z
-  .string()
-  .transform((list) =>
-    list
-      .split(',')
-      .map((name) => name.trim())
-      .filter(Boolean),
-  )
-  .pipe(z.array(z.enum(TRACES_EXPORTERS, { error: 'must be a comma-separated list of otlp, console or none' })));
+const exporterList = commaList(z.enum(TRACES_EXPORTERS, { error: 'must be a comma-separated list of otlp, console or none' }));
 // The gateway ships the OTLP/HTTP protobuf exporter, the specification's default protocol.
 const protocol = z.literal('http/protobuf', { error: 'only http/protobuf is supported (OTLP over HTTP, port 4318)' });
 

@@ -4,6 +4,7 @@ import { GatewayScope } from '../helpers/gateway-process.js';
 import { requireBroker } from '../helpers/brokers.js';
 import { createTestDatabase, POSTGRES_HOST, POSTGRES_PORT } from '../helpers/postgres.js';
 import { eventInput, publishEvents } from '../helpers/publish-stream.js';
+import { openSse } from '../helpers/subscriptions.js';
 import { gatewayTargets } from '../targets/gateway-targets.js';
 
 const postgres = await requireBroker('PostgreSQL', POSTGRES_HOST, POSTGRES_PORT);
@@ -14,39 +15,10 @@ type Frame = { id: string | null; event: { id: string; cursor: string | null } }
 
 /** A GraphQL-over-SSE subscription read with fetch, keeping each event's `id:` line (its cursor). */
 async function sse(url: string, topic: string, headers: Record<string, string> = {}) {
-  const controller = new AbortController();
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { ...headers, 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify({ query: EVENTS, variables: { t: topic } }),
-    signal: controller.signal,
-  });
-  const frames: Frame[] = [];
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const lines = buffer.slice(0, end).split('\n');
-        buffer = buffer.slice(end + 2);
-        const data = lines.find((l) => l.startsWith('data: '))?.slice(6);
-        if (!data || !lines.includes('event: next')) continue;
-        const event = (JSON.parse(data) as { data: { events: Frame['event'] } }).data.events;
-        frames.push({ id: lines.find((l) => l.startsWith('id: '))?.slice(4) ?? null, event });
-      }
-    }
-  })().catch(() => undefined);
-  return {
-    status: response.status,
-    frames,
-    ids: () => frames.map((f) => f.event.id),
-    async close() {
-      controller.abort();
-      await reading;
-    },
-  };
+  const stream = await openSse(url, { query: EVENTS, variables: { t: topic } }, headers);
+  const frames = (): Frame[] =>
+    stream.frames.filter((f) => f.event === 'next').map((f) => ({ id: f.id, event: (JSON.parse(f.data) as { data: { events: Frame['event'] } }).data.events }));
+  return { status: stream.status, frames, ids: () => frames().map((f) => f.event.id), close: stream.close };
 }
 
 async function publish(url: string, topic: string, n: number): Promise<string[]> {
@@ -88,20 +60,20 @@ describe('several instances: an SSE subscription resumes on another instance', (
             async () => {
               probes.push(...(await publish(a!.url, topic, 1)));
               await new Promise((r) => setTimeout(r, 300));
-              return first.frames.length > 0;
+              return first.frames().length > 0;
             },
             30_000,
             'the first SSE event on instance A',
           );
           const published = await publish(a!.url, topic, 4);
           await waitFor(() => published.every((id) => first.ids().includes(id)), 15_000, 'every event on instance A');
-          expect(first.frames.every((f) => f.id !== null && f.id === f.event.cursor)).toBe(true);
+          expect(first.frames().every((f) => f.id !== null && f.id === f.event.cursor)).toBe(true);
           // The client got up to here, then its connection broke: what it saw after this frame is
           // what a resume after its cursor must bring again.
-          const resumeAt = first.frames.length - 3;
+          const resumeAt = first.frames().length - 3;
           const seenBefore = first.ids().slice(0, resumeAt + 1);
           const seenAfter = first.ids().slice(resumeAt + 1);
-          const lastEventId = first.frames[resumeAt]!.id!;
+          const lastEventId = first.frames()[resumeAt]!.id!;
           await first.close();
           // Events published through both instances while it is away.
           const missed = [...(await publish(b!.url, topic, 3)), ...(await publish(a!.url, topic, 3))];

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/auth/authenticator.js';
 import { gql, startTestApp } from '../helpers/app.js';
 import { uniqueName, waitFor } from '../helpers/events.js';
-import { sseSubscribe, subscribe, wsClient } from '../helpers/subscriptions.js';
+import { openSse, sseSubscribe, subscribe, wsClient } from '../helpers/subscriptions.js';
 
 type App = Awaited<ReturnType<typeof startTestApp>>;
 type Received = { events: { id: string; type: string; cursor: string | null } };
@@ -26,37 +26,9 @@ async function publish(app: App, topic: string, n: number, type = 'order.created
 
 /** Raw SSE over fetch, keeping each event's `id:` line too. */
 async function sseRaw(url: string, query: string, variables: Record<string, unknown>, headers: Record<string, string>) {
-  const controller = new AbortController();
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { ...headers, 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify({ query, variables }),
-    signal: controller.signal,
-  });
-  const frames: { id: string | null; data: Received }[] = [];
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const lines = buffer.slice(0, end).split('\n');
-        buffer = buffer.slice(end + 2);
-        const data = lines.find((l) => l.startsWith('data: '))?.slice(6);
-        if (!data || !lines.includes('event: next')) continue;
-        frames.push({ id: lines.find((l) => l.startsWith('id: '))?.slice(4) ?? null, data: (JSON.parse(data) as { data: Received }).data });
-      }
-    }
-  })().catch(() => undefined);
-  return {
-    status: response.status,
-    frames,
-    close: async () => {
-      controller.abort();
-      await reading;
-    },
-  };
+  const stream = await openSse(url, { query, variables }, headers);
+  const frames = () => stream.frames.filter((f) => f.event === 'next').map((f) => ({ id: f.id, data: (JSON.parse(f.data) as { data: Received }).data }));
+  return { status: stream.status, frames, close: stream.close };
 }
 
 describe('subscriptions: one execution per group, resume after a cursor', () => {
@@ -111,13 +83,13 @@ describe('subscriptions: one execution per group, resume after a cursor', () => 
     const stream = await sseRaw(app.url, EVENTS, { t: topic }, {});
     await waitFor(() => app.services.groups.stats().some((s) => s.topic === topic), 5000, 'subscribed');
     const ids = await publish(app, topic, 4);
-    await waitFor(() => stream.frames.length >= 4, 5000, '4 SSE events');
-    expect(stream.frames.map((f) => f.id)).toEqual(stream.frames.map((f) => f.data.events.cursor));
+    await waitFor(() => stream.frames().length >= 4, 5000, '4 SSE events');
+    expect(stream.frames().map((f) => f.id)).toEqual(stream.frames().map((f) => f.data.events.cursor));
     await stream.close();
     const missed = await publish(app, topic, 2);
-    const again = await sseRaw(app.url, EVENTS, { t: topic }, { 'last-event-id': stream.frames[1]!.id! });
-    await waitFor(() => again.frames.length >= 4, 5000, 'resumed SSE events');
-    expect(again.frames.map((f) => f.data.events.id)).toEqual([...ids.slice(2), ...missed]);
+    const again = await sseRaw(app.url, EVENTS, { t: topic }, { 'last-event-id': stream.frames()[1]!.id! });
+    await waitFor(() => again.frames().length >= 4, 5000, 'resumed SSE events');
+    expect(again.frames().map((f) => f.data.events.id)).toEqual([...ids.slice(2), ...missed]);
     await again.close();
   });
 

@@ -5,6 +5,7 @@ import { waitFor } from '../helpers/events.js';
 import { reportFault, tally } from './fault-tally.js';
 import { type GatewayProcess, GatewayScope, refusesConnections } from '../helpers/gateway-process.js';
 import { brokerState, eventInput, publishEvents, readStore } from '../helpers/publish-stream.js';
+import { openSse, type SseStream } from '../helpers/subscriptions.js';
 import { gatewayTargets } from '../targets/gateway-targets.js';
 
 const targets = await gatewayTargets();
@@ -37,24 +38,17 @@ function wsSubscriber(url: string, topic: string) {
 /** A GraphQL-over-SSE subscriber: `ended` settles when the server ends the response. */
 function sseSubscriber(url: string, topic: string) {
   const ids: string[] = [];
-  const abort = new AbortController();
-  let ended: 'ended' | 'failed' | undefined;
-  void (async () => {
-    const response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-      body: JSON.stringify({ query: SUBSCRIPTION, variables: { t: topic } }),
-      signal: abort.signal,
-    });
-    let text = '';
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      text += Buffer.from(chunk).toString('utf8');
-      for (const match of text.matchAll(/^data: (\{"data".*)$/gm)) ids.push((JSON.parse(match[1]!) as { data: { events: { id: string } } }).data.events.id);
-      text = text.slice(text.lastIndexOf('\n') + 1);
-    }
-    ended = 'ended';
-  })().catch(() => (ended = 'failed'));
-  return { ids, ended: () => ended, close: () => abort.abort() };
+  const stream = openSse(url, { query: SUBSCRIPTION, variables: { t: topic } }, {}, (frame) => {
+    const payload = JSON.parse(frame.data) as { data?: { events: { id: string } } };
+    if (payload.data) ids.push(payload.data.events.id);
+  });
+  let opened: SseStream | undefined;
+  let refused = false;
+  stream.then(
+    (s) => (opened = s),
+    () => (refused = true),
+  );
+  return { ids, ended: () => (refused ? 'failed' : opened?.ended()), close: () => void opened?.close() };
 }
 
 /**
