@@ -9,7 +9,7 @@
  * Per N (the rate: `N@rate`, else BENCH_RATE, else 50 ev/s up to 1,000 subscribers, 10 up to
  * 5,000, 5 above): client processes of at most BENCH_CLIENTS_PER_PROCESS raw `ws` subscribers each
  * (`fanout-clients.ts`; a process may hold 20,000 open files here), measured first against the
- * bare server (`fanout-bare-ws.ts`), then against a fresh gateway (`node src/main.ts`), the same
+ * bare server (`fanout-bare-ws.ts`), then against a fresh gateway (`node dist/main.js`, built first, as `npm start` runs it), the same
  * way (`fanout-measure.ts`): the server's VmRSS before the subscribers connect and once they are
  * all subscribed and idle, (after − before) / N per idle subscription; then BENCH_SECONDS (20) of
  * events at the fixed rate, each with `{ sent, n }` as data (`sent`: the time it was due, so
@@ -32,7 +32,7 @@ import { describe, GRACE_MS, measure, SECONDS, type Figures } from './fanout-mea
 import { CommandChild } from './fanout-protocol.js';
 import { startScraping, type ScrapeSummary } from './fanout-scrape.js';
 import { bareTarget, gatewayTarget, publish } from './fanout-targets.js';
-import { fmt, machine, percentile, printTable, runBenchmark } from './report.js';
+import { buildGateway, fmt, machine, percentile, printTable, runBenchmark } from './report.js';
 
 const PER_PROCESS = Number(process.env['BENCH_CLIENTS_PER_PROCESS'] ?? 5000);
 const PARSE = (process.env['BENCH_CLIENT_PARSE'] ?? 'scan') as ClientsSpec['parse'];
@@ -90,6 +90,7 @@ async function measureGateway(
 ): Promise<{ figures: Figures; scrape?: ScrapeSummary }> {
   const databasePath = scope.database(`gateway-${randomUUID().slice(0, 8)}.db`);
   const gateway = await scope.start({
+    entry: 'built',
     broker: 'nats',
     databasePath,
     env: { METRICS: String(metrics) },
@@ -127,6 +128,7 @@ async function main(): Promise<void> {
       (compareMetrics ? `; gateway with METRICS=false and on (scraped every ${SCRAPE_MS / 1000} s), alternately, ${METRICS_ROUNDS}× each` : ''),
   );
   console.log(`${machine()}\n`);
+  buildGateway();
   const rows: string[][] = [];
   const metricsRows: string[][] = [];
   for (const { n, rate } of runs) {

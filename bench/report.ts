@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
 
 /** The machine a benchmark ran on, for the first lines of its output. */
 export function machine(): string {
@@ -42,4 +44,12 @@ export function runAsChild<A, R>(moduleUrl: string, main: (arg: A) => Promise<R>
       process.exit(1);
     },
   );
+}
+
+/**
+ * Compiles `src` to `dist` (`npm run build`), for benchmarks that run the gateway as `npm start`
+ * does (`GatewayOptions.entry = 'built'`) rather than through tsx.
+ */
+export function buildGateway(): void {
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: 'inherit' });
 }
