@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors.js';
+import { Batcher, type JobOutcome } from '../util/batcher.js';
 import { decodeCursor, encodeCursor, type PageRequest } from './pagination.js';
 
 /** Idempotent consumer: an event a consumer handled successfully. */
@@ -30,6 +31,57 @@ export interface ProcessedMessageRepository {
    * of such an event is handled again.
    */
   prune(before: number, batchSize: number): Promise<number>;
+}
+
+/** One success to record. */
+export interface ProcessedRecord {
+  readonly consumer: string;
+  readonly eventId: string;
+  readonly at: number;
+}
+
+/** The key of a (consumer, event) pair in sets and maps. */
+export const processedKey = (consumer: string, eventId: string) => `${consumer}\u0000${eventId}`;
+
+/**
+ * `has` and `record` as both stores implement them around their own queries: the successes of
+ * concurrent deliveries share one `commit` (it answers, per record, whether it was new), which
+ * may linger a millisecond for more, since nobody waits on it but the broker's ack; and until that
+ * commit is done, `has` answers true for what was submitted without asking `lookup`.
+ */
+export function batchedRecords(
+  commit: (records: readonly ProcessedRecord[]) => Promise<readonly JobOutcome<boolean>[]> | readonly JobOutcome<boolean>[],
+  lookup: (consumer: string, eventId: string) => Promise<boolean>,
+): Pick<ProcessedMessageRepository, 'has' | 'record'> {
+  /** Records submitted and not committed yet: already "processed" for `has`. */
+  const pending = new Set<string>();
+  const forget = (records: readonly ProcessedRecord[]) => {
+    for (const record of records) pending.delete(processedKey(record.consumer, record.eventId));
+  };
+  const records = new Batcher<ProcessedRecord, boolean>(
+    (batch) => {
+      let committed: ReturnType<typeof commit>;
+      try {
+        committed = commit(batch);
+      } catch (error) {
+        forget(batch);
+        throw error;
+      }
+      if (!(committed instanceof Promise)) {
+        forget(batch);
+        return committed;
+      }
+      return committed.finally(() => forget(batch));
+    },
+    { lingerMs: 1, maxJobs: 256 },
+  );
+  return {
+    has: (consumer, eventId) => (pending.has(processedKey(consumer, eventId)) ? Promise.resolve(true) : lookup(consumer, eventId)),
+    record: (consumer, eventId, now = Date.now()) => {
+      pending.add(processedKey(consumer, eventId));
+      return records.submit({ consumer, eventId, at: now });
+    },
+  };
 }
 
 export const processedMessageCursor = (row: ProcessedMessageRow) => encodeCursor('processed', `${row.processedAt.getTime()}:${row.eventId}`);

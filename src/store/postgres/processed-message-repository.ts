@@ -1,6 +1,6 @@
 import { and, count, eq } from 'drizzle-orm';
 import { Batcher, type JobOutcome } from '../../util/batcher.js';
-import type { ProcessedMessageRepository } from '../processed-message-repository.js';
+import { batchedRecords, processedKey, type ProcessedMessageRepository } from '../processed-message-repository.js';
 import { at, type PostgresDatabase } from './database.js';
 import { processedMessages } from './tables.js';
 import { processedList } from '../list-queries.js';
@@ -10,18 +10,9 @@ interface Delivery {
   readonly eventId: string;
 }
 
-interface Record extends Delivery {
-  readonly at: number;
-}
-
-const keyOf = (consumer: string, eventId: string) => `${consumer}\u0000${eventId}`;
-
 export function createPostgresProcessedMessageRepository(database: PostgresDatabase): ProcessedMessageRepository {
   const { sql, db } = database;
   const read = <T>(fn: () => Promise<T>) => database.run('read processed messages', fn);
-  /** Records submitted and not committed yet: already "processed" for `has`. */
-  const pending = new Set<string>();
-
   // Look-ups of concurrent deliveries share one query.
   const lookups = new Batcher<Delivery, boolean>(async (jobs) => {
     const found = await read(
@@ -29,45 +20,36 @@ export function createPostgresProcessedMessageRepository(database: PostgresDatab
         select consumer, event_id as "eventId" from processed_messages
         where (consumer, event_id) in (select * from unnest(${jobs.map((j) => j.consumer)}::text[], ${jobs.map((j) => j.eventId)}::text[]))`,
     );
-    const seen = new Set(found.map((row) => keyOf(row.consumer, row.eventId)));
-    return jobs.map((job): JobOutcome<boolean> => ({ ok: true, value: seen.has(keyOf(job.consumer, job.eventId)) }));
+    const seen = new Set(found.map((row) => processedKey(row.consumer, row.eventId)));
+    return jobs.map((job): JobOutcome<boolean> => ({ ok: true, value: seen.has(processedKey(job.consumer, job.eventId)) }));
   });
 
-  // Successes of concurrent deliveries share one insert (times as text: see the outbox's `at`), committed without waiting for the disk
-  // (see the interface). As on SQLite, a batch may linger a millisecond for more: nobody waits on
-  // it but the broker's ack.
-  const records = new Batcher<Record, boolean>(
-    async (jobs) => {
-      try {
-        const inserted = await database.run(
-          'record processed messages',
-          () => sql<Delivery[]>`
-            with relaxed as materialized (select set_config('synchronous_commit', 'off', true))
-            insert into processed_messages (consumer, event_id, processed_at)
-            select r.consumer, r.event_id, r.at
-            from relaxed, unnest(${jobs.map((j) => j.consumer)}::text[], ${jobs.map((j) => j.eventId)}::text[],
-                                 ${jobs.map((j) => at(j.at))}::text[]::timestamptz[]) with ordinality as r(consumer, event_id, at, ord)
-            order by r.ord
-            on conflict do nothing
-            returning consumer, event_id as "eventId"`,
-        );
-        // The same delivery twice in one batch is inserted once: the first job gets true.
-        const fresh = new Set(inserted.map((row) => keyOf(row.consumer, row.eventId)));
-        return jobs.map((job): JobOutcome<boolean> => ({ ok: true, value: fresh.delete(keyOf(job.consumer, job.eventId)) }));
-      } finally {
-        for (const job of jobs) pending.delete(keyOf(job.consumer, job.eventId));
-      }
+  // Successes of concurrent deliveries share one insert (times as text: see the outbox's `at`),
+  // committed without waiting for the disk (see the interface).
+  const { has, record } = batchedRecords(
+    async (records) => {
+      const inserted = await database.run(
+        'record processed messages',
+        () => sql<Delivery[]>`
+        with relaxed as materialized (select set_config('synchronous_commit', 'off', true))
+        insert into processed_messages (consumer, event_id, processed_at)
+        select r.consumer, r.event_id, r.at
+        from relaxed, unnest(${records.map((j) => j.consumer)}::text[], ${records.map((j) => j.eventId)}::text[],
+                             ${records.map((j) => at(j.at))}::text[]::timestamptz[]) with ordinality as r(consumer, event_id, at, ord)
+        order by r.ord
+        on conflict do nothing
+        returning consumer, event_id as "eventId"`,
+      );
+      // The same delivery twice in one batch is inserted once: the first job gets true.
+      const fresh = new Set(inserted.map((row) => processedKey(row.consumer, row.eventId)));
+      return records.map((job): JobOutcome<boolean> => ({ ok: true, value: fresh.delete(processedKey(job.consumer, job.eventId)) }));
     },
-    { lingerMs: 1, maxJobs: 256 },
+    (consumer, eventId) => lookups.submit({ consumer, eventId }),
   );
 
   return {
-    has: (consumer, eventId) => (pending.has(keyOf(consumer, eventId)) ? Promise.resolve(true) : lookups.submit({ consumer, eventId })),
-
-    record: (consumer, eventId, now = Date.now()) => {
-      pending.add(keyOf(consumer, eventId));
-      return records.submit({ consumer, eventId, at: now });
-    },
+    has,
+    record,
 
     get: (consumer, eventId) =>
       read(() =>
