@@ -14,6 +14,12 @@ export interface GroupMemberConfig {
   readonly topics: readonly { readonly topic: string; readonly fromBeginning: boolean }[];
   readonly eachBatch: EachBatchHandler;
   /**
+   * Partitions whose batches `eachBatch` handles at once (kafkajs' `partitionsConsumedConcurrently`;
+   * each partition's batches stay one at a time, in order).
+   * @default 1
+   */
+  readonly partitionsAtOnce?: number;
+  /**
    * Called on every group join, synchronously before the first fetch of the new generation (so it
    * may pause or seek partitions). What it returns settles when the member is positioned; `ready`
    * waits for the first one.
@@ -82,7 +88,12 @@ export class GroupMember {
         await this.consumer.connect();
         // kafkajs keeps subscriptions across runs; subscribing again only repeats a metadata call.
         for (const { topic, fromBeginning } of this.config.topics) await this.consumer.subscribe({ topic, fromBeginning });
-        await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: this.config.eachBatch });
+        await this.consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: this.config.partitionsAtOnce ?? 1,
+          eachBatch: this.config.eachBatch,
+        });
       },
       {
         signal: this.stopping.signal,

@@ -59,6 +59,30 @@ export const deliveryScenarios: readonly Scenario[] = [
     },
   },
   {
+    // A consumer whose webhook takes its time is as fast as the calls it has open: a prefetch of
+    // 6 must mean 6 calls at once on 6 keys, whichever partitions (on Kafka) the keys are on.
+    name: 'runs as many deliveries at once as the prefetch, across keys and partitions',
+    async run(_target, { T, connect }) {
+      const broker = await connect();
+      const topic = uniqueName('conf');
+      const prefetch = 6;
+      let running = 0;
+      let most = 0;
+      let handled = 0;
+      const consumer = await consumeWith(broker, { name: uniqueName('prefetch'), topic, prefetch }, async () => {
+        most = Math.max(most, ++running);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        running--;
+        handled++;
+        return { kind: 'ack' };
+      });
+      await broker.publish(Array.from({ length: 60 }, (_, i) => makeEvent({ topic, key: `key-${i % prefetch}` })));
+      await waitFor(() => handled >= 60, T, '60 deliveries');
+      expect(most).toBe(prefetch);
+      await consumer.close();
+    },
+  },
+  {
     name: 'redelivers to a durable consumer with a growing delay',
     async run(_target, { T, connect }) {
       const broker = await connect();
