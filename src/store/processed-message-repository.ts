@@ -55,23 +55,13 @@ export function batchedRecords(
 ): Pick<ProcessedMessageRepository, 'has' | 'record'> {
   /** Records submitted and not committed yet: already "processed" for `has`. */
   const pending = new Set<string>();
-  const forget = (records: readonly ProcessedRecord[]) => {
-    for (const record of records) pending.delete(processedKey(record.consumer, record.eventId));
-  };
   const records = new Batcher<ProcessedRecord, boolean>(
-    (batch) => {
-      let committed: ReturnType<typeof commit>;
+    async (batch) => {
       try {
-        committed = commit(batch);
-      } catch (error) {
-        forget(batch);
-        throw error;
+        return await commit(batch);
+      } finally {
+        for (const record of batch) pending.delete(processedKey(record.consumer, record.eventId));
       }
-      if (!(committed instanceof Promise)) {
-        forget(batch);
-        return committed;
-      }
-      return committed.finally(() => forget(batch));
     },
     { lingerMs: 1, maxJobs: 256 },
   );
