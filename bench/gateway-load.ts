@@ -9,9 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { connect as amqpConnect } from 'amqplib';
 import { loadConfig } from '../src/config/config.js';
 import { openStore, type Store, type StoreOptions } from '../src/store/store.js';
-import type { GatewayScope } from '../tests/helpers/gateway-process.js';
+import { GatewayScope } from '../tests/helpers/gateway-process.js';
 import { createTestDatabase } from '../tests/helpers/postgres.js';
-import { removeDatabase, tempDatabasePath } from '../tests/helpers/store.js';
 import type { LoadResult, LoadSpec } from './http-load.js';
 import type { SpreadResult, SpreadSpec } from './http-load-spread.js';
 
@@ -121,28 +120,18 @@ export async function benchDatabase(kind: StoreKind, scope: GatewayScope): Promi
   return { kind, path, env: { DATABASE_URL: database.url }, storeOptions: { url: database.url }, dispose: () => database.drop() };
 }
 
-/** A fresh, empty outbox of the given kind, and what removes it. */
+/** A fresh, empty store of the given kind (on `benchDatabase`'s database), and what removes it. */
 export async function freshStore(kind: StoreKind): Promise<{ store: Store; dispose(): Promise<void> }> {
-  if (kind === 'sqlite') {
-    const path = tempDatabasePath();
-    // FULL is the production default: every commit is fsynced.
-    const store = openStore({ path, synchronous: 'FULL' });
-    return {
-      store,
-      dispose: async () => {
-        await store.close();
-        removeDatabase(path);
-      },
-    };
-  }
-  const database = await createTestDatabase();
-  const store = openStore({ url: database.url });
+  const scope = new GatewayScope();
+  const database = await benchDatabase(kind, scope);
+  const store = openStore(database.storeOptions);
   await store.ping();
   return {
     store,
     dispose: async () => {
       await store.close();
-      await database.drop();
+      await database.dispose();
+      await scope.dispose();
     },
   };
 }
