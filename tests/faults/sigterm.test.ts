@@ -48,7 +48,16 @@ function sseSubscriber(url: string, topic: string) {
     (s) => (opened = s),
     () => (refused = true),
   );
-  return { ids, ended: () => (refused ? 'failed' : opened?.ended()), close: () => void opened?.close() };
+  // Closing before the response came still aborts it, once it comes.
+  return {
+    ids,
+    ended: () => (refused ? 'failed' : opened?.ended()),
+    close: () =>
+      void stream.then(
+        (s) => s.close(),
+        () => undefined,
+      ),
+  };
 }
 
 /**
