@@ -130,6 +130,8 @@ export function buildApp(config: GatewayConfig, options: BuildAppOptions = {}): 
   );
   const ws = attachWebSocket(server, {
     yoga,
+    groups,
+    subscriptions: metrics?.subscriptions,
     authenticator,
     limits: config.limits,
     logger: logger.child({ component: 'websocket' }),

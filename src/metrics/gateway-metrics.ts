@@ -10,7 +10,13 @@ import type { SubscriptionGroups } from '../subscriptions/subscription-groups.js
 import type { SubscriptionHub } from '../subscriptions/subscription-hub.js';
 import type { Logger } from '../util/logger.js';
 import { ScrapeCache } from './scrape-cache.js';
-import { useOperationMetrics, type Transport } from './use-operation-metrics.js';
+import {
+  createSubscriptionTracking,
+  useOperationMetrics,
+  type OperationMetricsOptions,
+  type SubscriptionTracking,
+  type Transport,
+} from './use-operation-metrics.js';
 
 /** What `/metrics` reads when it is scraped. */
 export interface MetricSources {
@@ -32,6 +38,8 @@ export interface GatewayMetrics {
   readonly onWebSocketTooSlow: () => void;
   /** `useOperationMetrics`, for the Yoga server. */
   readonly plugin: Plugin;
+  /** The same subscription counts, for `WebSocketOptions.subscriptions` (grouped subscriptions outside Yoga's hooks). */
+  readonly subscriptions: SubscriptionTracking;
   /** Registers what is read from the gateway's parts at scrape time; once, after they exist. */
   watch(sources: MetricSources): void;
   /** The Prometheus text exposition, for `GET /metrics`. */
@@ -94,12 +102,14 @@ export function createGatewayMetrics(logger: Logger): GatewayMetrics {
   const tooSlowBy = Object.fromEntries(TRANSPORTS.map((t) => [t, tooSlow.labels(t)])) as Record<Transport, { inc(value?: number): void }>;
   for (const t of TRANSPORTS) tooSlowBy[t].inc(0);
   const live: Record<Transport, number> = { websocket: 0, sse: 0, http: 0 };
+  const operations: OperationMetricsOptions = { durations, live, onTooSlow: (transport) => tooSlowBy[transport].inc() };
 
   return {
     registry,
     onRelayConfirmed: (createdAt, confirmedAt) => confirmLatency.observe(Math.max(0, confirmedAt - createdAt.getTime()) / 1000),
     onWebSocketTooSlow: () => tooSlowBy.websocket.inc(),
-    plugin: useOperationMetrics({ durations, live, onTooSlow: (transport) => tooSlowBy[transport].inc() }),
+    plugin: useOperationMetrics(operations),
+    subscriptions: createSubscriptionTracking(operations),
     watch: (sources) => watch(registry, sources, live, logger),
     scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
   };

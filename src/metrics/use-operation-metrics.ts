@@ -1,7 +1,7 @@
 import { getOperationAST, type DocumentNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Histogram } from 'prom-client';
-import { WS_OPERATION } from '../server/use-grouped-subscriptions.js';
+import { OVER_WEBSOCKET } from '../server/websocket.js';
 import { SubscriberOverflowError } from '../subscriptions/subscription-hub.js';
 import { isAsyncIterable } from '../util/async-iterable.js';
 
@@ -32,13 +32,8 @@ export interface OperationMetricsOptions {
  *   WebSocket cut off by its socket's bound is closed with 1008 and counted by the WebSocket server.)
  */
 export function useOperationMetrics(options: OperationMetricsOptions): Plugin {
-  const { durations, live, onTooSlow } = options;
-  // Children resolved once: an observation costs no label lookup.
-  const observers = {
-    query: durations.labels('query'),
-    mutation: durations.labels('mutation'),
-    subscription: durations.labels('subscription'),
-  };
+  const observers = observersOf(options.durations);
+  const subscriptions = createSubscriptionTracking(options);
   const since = (started: number) => (performance.now() - started) / 1000;
 
   return {
@@ -52,29 +47,69 @@ export function useOperationMetrics(options: OperationMetricsOptions): Plugin {
       };
     },
     onSubscribe({ context }) {
-      const started = performance.now();
-      const transport = transportOf(context as Record<string | symbol, unknown>);
-      let ended = true;
-      // A stream ends by completing, by being returned (the client left), or by throwing; whichever comes first counts.
-      const end = () => {
-        if (ended) return;
-        ended = true;
-        live[transport]--;
-      };
+      const subscription = subscriptions.start(transportOf(context as Record<string | symbol, unknown>));
       return {
         onSubscribeResult({ result }) {
-          observers.subscription.observe(since(started));
-          if (!isAsyncIterable(result)) return undefined;
-          ended = false;
-          live[transport]++;
-          return { onEnd: end };
+          const stream = isAsyncIterable(result);
+          subscription.setUp(stream);
+          return stream ? { onEnd: () => subscription.ended() } : undefined;
         },
         onSubscribeError({ error }) {
-          end();
-          if (error instanceof SubscriberOverflowError) onTooSlow(transport);
+          subscription.ended(error);
         },
       };
     },
+  };
+}
+
+/** One subscription, counted from its start (see `SubscriptionTracking`). */
+export interface TrackedSubscription {
+  /** Its stream is set up (`stream` true), or it was refused: observes the time since the start. */
+  setUp(stream: boolean): void;
+  /** Its stream ended, cleanly or with `error`; only the first call after a set-up counts. */
+  ended(error?: unknown): void;
+}
+
+/**
+ * What the metrics count of a subscription, for a transport that serves it outside Yoga's
+ * subscribe hooks (grouped `events` subscriptions over WebSocket) as for the plugin above.
+ */
+export interface SubscriptionTracking {
+  start(transport: Transport): TrackedSubscription;
+}
+
+export function createSubscriptionTracking(options: OperationMetricsOptions): SubscriptionTracking {
+  const { live, onTooSlow } = options;
+  const observer = observersOf(options.durations).subscription;
+  return {
+    start(transport) {
+      const started = performance.now();
+      let ended = true;
+      return {
+        setUp(stream) {
+          observer.observe((performance.now() - started) / 1000);
+          if (!stream) return;
+          ended = false;
+          live[transport]++;
+        },
+        // A stream ends by completing, by being returned (the client left), or by throwing; whichever comes first counts.
+        ended(error) {
+          if (error instanceof SubscriberOverflowError) onTooSlow(transport);
+          if (ended) return;
+          ended = true;
+          live[transport]--;
+        },
+      };
+    },
+  };
+}
+
+/** Children resolved once: an observation costs no label lookup. */
+function observersOf(durations: Histogram<'operation_type'>) {
+  return {
+    query: durations.labels('query'),
+    mutation: durations.labels('mutation'),
+    subscription: durations.labels('subscription'),
   };
 }
 
@@ -83,7 +118,7 @@ function operationType(document: DocumentNode, operationName: string | null | un
 }
 
 function transportOf(context: Record<string | symbol, unknown>): Transport {
-  if (context[WS_OPERATION]) return 'websocket';
+  if (context[OVER_WEBSOCKET]) return 'websocket';
   const request = context['request'] as Request | undefined;
   return request?.headers.get('accept')?.includes('text/event-stream') ? 'sse' : 'http';
 }

@@ -1,6 +1,7 @@
 import { GraphQLError } from 'graphql';
 import { maskError as yogaMaskError, type YogaServerOptions } from 'graphql-yoga';
 import { GatewayError } from '../errors.js';
+import type { Logger } from '../util/logger.js';
 
 type MaskError = NonNullable<Exclude<YogaServerOptions<object, object>['maskedErrors'], boolean | undefined>>['maskError'];
 
@@ -37,4 +38,18 @@ function findGatewayError(error: unknown): GatewayError | undefined {
     if (e instanceof GatewayError) return e;
   }
   return undefined;
+}
+
+/** Yoga's message for a masked error (`maskedErrors.errorMessage`, not set here). */
+const MASKED_MESSAGE = 'Unexpected error.';
+
+/**
+ * An error on its way to a client, masked as Yoga masks it (`maskError` above), for what is served
+ * outside Yoga's hooks (grouped subscriptions over WebSocket). One that had to be masked is logged,
+ * as Yoga logs it.
+ */
+export function maskForClient(error: GraphQLError, logger: Logger): GraphQLError {
+  const masked = maskError(error, MASKED_MESSAGE) as GraphQLError;
+  if (masked !== error) logger.error({ err: error }, 'unexpected error in a subscription; the client sees it masked');
+  return masked;
 }

@@ -1,4 +1,4 @@
-import type { ExecutionArgs, GraphQLError } from 'graphql';
+import type { ExecutionArgs, ExecutionResult, GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { UnauthenticatedError } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
@@ -6,12 +6,11 @@ import type { GatewayContext } from '../schema/context.js';
 import { createSubscriberQueue, type SubscriberBounds } from '../subscriptions/subscription-hub.js';
 import { SubscriptionGroups, type GroupRequest, type Member } from '../subscriptions/subscription-groups.js';
 import { BoundedQueue } from '../util/bounded-queue.js';
+import type { TrackedSubscription } from '../metrics/use-operation-metrics.js';
 import type { SocketWriter } from './socket-writer.js';
 import { sseFrames, sseItem, sseItemSize, type SseItem } from './sse.js';
 
-/** Put in the context of an operation that arrived over WebSocket: where its frames go. */
-export const WS_OPERATION = Symbol('graphql-ws operation');
-
+/** A grouped subscription that arrived over WebSocket: where its frames go. */
 export interface WsOperation {
   readonly id: string;
   readonly writer: SocketWriter;
@@ -23,15 +22,13 @@ export interface GroupedSubscriptionsOptions {
   readonly bounds: SubscriberBounds;
 }
 
-type Context = GatewayContext & { [WS_OPERATION]?: WsOperation; params?: { query?: string }; request?: Request };
+type Context = GatewayContext & { params?: { query?: string }; request?: Request };
 
 /**
- * Serves `events` subscriptions from their groups (`SubscriptionGroups`) on both transports:
- * over WebSocket the group writes each member's `next` frame to its socket (the frame built from
- * the group's payload and the member's operation id, by concatenation), and graphql-ws only sees
- * an iterator that ends when the member does; over SSE the response streams the group's payload
- * text with the event's cursor as the SSE `id:` (`sse.ts`), and a reconnect with
- * `Last-Event-ID` resumes after it. Any other operation is left to Yoga.
+ * Serves `events` subscriptions over HTTP from their groups (`SubscriptionGroups`): over SSE the
+ * response streams the group's payload text with the event's cursor as the SSE `id:` (`sse.ts`),
+ * and a reconnect with `Last-Event-ID` resumes after it. Any other operation is left to Yoga.
+ * (The WebSocket server serves grouped subscriptions itself, with `subscribeOverWebSocket`.)
  */
 export function useGroupedSubscriptions(options: GroupedSubscriptionsOptions): Plugin<Context> {
   const { groups } = options;
@@ -51,8 +48,6 @@ export function useGroupedSubscriptions(options: GroupedSubscriptionsOptions): P
           contextValue: context as unknown as Record<string, unknown>,
           resumeAfter: context.request?.headers.get('last-event-id') || undefined,
         };
-        const ws = context[WS_OPERATION];
-        if (ws) return joinOverWebSocket(groups, request, ws);
         const result = await joinOverSse(groups, request, options.bounds, context.principal);
         if (context.request && !('errors' in result)) grouped.add(context.request);
         return result;
@@ -88,21 +83,58 @@ function statusFor(errors: readonly GraphQLError[]): number | undefined {
   return undefined;
 }
 
-/** Waits for the member to end; graphql-ws sends `complete` then, or `error` if it failed. */
-async function joinOverWebSocket(groups: SubscriptionGroups, request: GroupRequest, ws: WsOperation) {
+export interface WebSocketSubscriptionOptions {
+  readonly groups: SubscriptionGroups;
+  /** How an error reaches the client: masked as Yoga masks it (`maskForClient`). */
+  readonly mask: (error: GraphQLError) => GraphQLError;
+  /** Counted in the metrics, as Yoga's subscribe hooks count other subscriptions. */
+  readonly tracked?: TrackedSubscription | undefined;
+}
+
+/**
+ * Joins a grouped subscription that arrived over WebSocket. The group writes each member's `next`
+ * frame to the socket (built from the group's payload and the member's operation id, by
+ * concatenation); graphql-ws only iterates what this returns, which yields nothing and ends when
+ * the member does (the client completes, the socket closes, the member failed or completed), or
+ * gets the refusal as a result, which graphql-ws sends as `next` and `complete`, as for any
+ * subscription whose subscribe failed. It runs outside Yoga's subscribe hooks, whose iterator
+ * wrappers cost kilobytes per subscription: what they do is done here (masking, metrics), and
+ * nothing of the operation's context is kept once joined.
+ */
+export async function subscribeOverWebSocket(
+  request: GroupRequest,
+  ws: WsOperation,
+  options: WebSocketSubscriptionOptions,
+): Promise<AsyncIterable<never> | ExecutionResult> {
+  const { mask, tracked } = options;
   const prefix = `{"id":${JSON.stringify(ws.id)},"type":"next","payload":`;
   let member: Member | undefined;
-  // What graphql-ws iterates: nothing (the group writes the frames), until the member ends: the
-  // client completes, the socket closes, or the member failed or completed.
-  const ending = new BoundedQueue<never>({ items: 0, onEnd: () => member?.leave() });
-  const joined = await groups.join(request, {
+  const ending = new BoundedQueue<never>({
+    items: 0,
+    onEnd: () => {
+      member?.leave();
+      tracked?.ended();
+    },
+  });
+  const joined = await options.groups.join(request, {
     next: (payload) => ws.writer.send(`${prefix}${payload}}`),
-    fail: (errors) => ending.fail(errors[0]!),
+    fail: ([error]) => {
+      tracked?.ended(error);
+      ending.fail(mask(error!));
+    },
     complete: () => ending.end(),
   });
-  if (!isMember(joined)) return { errors: joined };
+  if (!isMember(joined)) {
+    tracked?.setUp(false);
+    return { errors: joined.map(mask) };
+  }
+  tracked?.setUp(true);
   member = joined;
-  if (ending.ended) member.leave();
+  // Ended while joining (catching up after a cursor), before there was a member to leave.
+  if (ending.ended) {
+    member.leave();
+    tracked?.ended();
+  }
   return ending;
 }
 

@@ -9,9 +9,15 @@ import type { Limits } from '../config/config.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import type { OriginPolicy } from './use-cross-site-protection.js';
+import type { SubscriptionTracking } from '../metrics/use-operation-metrics.js';
+import { SubscriptionGroups } from '../subscriptions/subscription-groups.js';
+import { maskForClient } from './errors.js';
 import { SocketWriter, type SocketWriterBounds } from './socket-writer.js';
-import { WS_OPERATION, type WsOperation } from './use-grouped-subscriptions.js';
+import { subscribeOverWebSocket } from './use-grouped-subscriptions.js';
 import type { GatewayYoga } from './yoga.js';
+
+/** Set in the context of every operation that arrived over WebSocket. */
+export const OVER_WEBSOCKET = Symbol('over graphql-ws');
 
 /** Close code for a client that stopped reading (RFC 6455 1008: policy violation). */
 export const TOO_SLOW_CLOSE_CODE = 1008;
@@ -47,6 +53,10 @@ type SocketExtra = {
 
 export interface WebSocketOptions {
   readonly yoga: GatewayYoga;
+  /** Serves `events` subscriptions, one execution per event for each group of subscribers. */
+  readonly groups: SubscriptionGroups;
+  /** Counts the grouped subscriptions, which do not run through Yoga's subscribe hooks. */
+  readonly subscriptions?: SubscriptionTracking | undefined;
   readonly authenticator: Authenticator;
   readonly limits: Limits;
   readonly logger: Logger;
@@ -60,16 +70,19 @@ export interface WebSocketOptions {
 
 /**
  * graphql-ws (the `graphql-transport-ws` protocol, graphql-ws's own server core) on the same HTTP
- * server and path as Yoga. Every operation runs through Yoga's envelop, so plugins, limits,
- * masking and context are the same as over HTTP; `events` subscriptions are served by their
- * group (`useGroupedSubscriptions`), which writes `next` frames to the socket itself. Credentials
+ * server and path as Yoga. Every operation is parsed, validated (limits included) and given its
+ * context by Yoga's envelop, as over HTTP, and executed through it, with its plugins and masking;
+ * except `events` subscriptions, which join their group (`subscribeOverWebSocket`), whose frames
+ * are written to the socket by the group itself: per subscriber, Yoga's subscribe hooks would keep
+ * a context and iterator wrappers that cost more than the socket. Credentials
  * are checked once, in `connection_init`; the protocol's own rules close a socket that does not
  * init in time (4408), inits twice (4429) or reuses an operation id (4409); `ws` closes one that
  * sends a message over `maxPayload` (1009); a socket whose frames pile up past its bounds is closed
  * with 1008.
  */
 export function attachWebSocket(server: Server, options: WebSocketOptions) {
-  const { yoga, authenticator, limits, logger } = options;
+  const { yoga, authenticator, limits, logger, groups } = options;
+  const mask = (error: GraphQLError) => maskForClient(error, logger);
   const wss = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
@@ -118,13 +131,12 @@ export function attachWebSocket(server: Server, options: WebSocketOptions) {
           }),
         ];
       }
-      const operation: WsOperation = { id, writer: ctx.extra.writer };
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         req: { headers: ctx.extra.headers },
         socket: ctx.extra.socket,
         params: payload,
         principal: ctx.extra.principal,
-        [WS_OPERATION]: operation,
+        [OVER_WEBSOCKET]: true,
       });
       let document: DocumentNode;
       try {
@@ -134,6 +146,21 @@ export function attachWebSocket(server: Server, options: WebSocketOptions) {
       }
       const errors = validate(schema, document);
       if (errors.length > 0) return errors;
+      if (SubscriptionGroups.handles(document, payload.operationName)) {
+        const request = { document, query: payload.query, operationName: payload.operationName, variables: payload.variables, schema };
+        const contextValue = (await contextFactory()) as unknown as Record<string, unknown>;
+        const tracked = options.subscriptions?.start('websocket');
+        const joined = await subscribeOverWebSocket({ ...request, contextValue }, { id, writer: ctx.extra.writer }, { groups, mask, tracked });
+        const run = () => joined;
+        // Neither the context nor Yoga's functions stay with the operation: graphql-ws keeps these args.
+        return {
+          schema,
+          document,
+          operationName: payload.operationName,
+          contextValue: undefined,
+          rootValue: { execute: run, subscribe: run } satisfies EnvelopedRoot,
+        };
+      }
       const args: ExecutionArgs = {
         schema,
         document,

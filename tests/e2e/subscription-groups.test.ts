@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/auth/authenticator.js';
 import { gql, startTestApp } from '../helpers/app.js';
 import { uniqueName, waitFor } from '../helpers/events.js';
+import { FlakyBroker } from '../helpers/flaky-broker.js';
+import { scrapeMetrics } from '../helpers/metrics.js';
 import { openSse, sseSubscribe, subscribe, wsClient } from '../helpers/subscriptions.js';
 
 type App = Awaited<ReturnType<typeof startTestApp>>;
@@ -201,6 +203,46 @@ describe('subscriptions: authorization stays per subscriber inside a group', () 
     expect(expiring.received).toEqual([]);
     staying.close();
     await expiring.close();
+    await client.dispose();
+  });
+});
+
+describe('subscriptions: a failure the gateway does not expect', () => {
+  let app: App;
+  let broker: FlakyBroker;
+  beforeAll(async () => {
+    broker = new FlakyBroker();
+    app = await startTestApp({ broker });
+  });
+  afterAll(async () => app?.dispose());
+
+  it('reaches a subscriber masked, the same over WebSocket and SSE, and leaves no live subscription behind', async () => {
+    const topic = uniqueName('broken');
+    broker.brokenTopics.add(topic);
+    const before = await scrapeMetrics(app.url);
+    const client = wsClient(app.url);
+    const ws = subscribe<Received>(client, EVENTS, { t: topic });
+    const sse = sseSubscribe<Received>(app.url, EVENTS, { t: topic });
+    await waitFor(() => ws.errors.length > 0 && sse.errors.length > 0, 5000, 'both subscriptions refused');
+    for (const errors of [ws.errors, sse.errors]) {
+      expect(errors).toEqual([expect.objectContaining({ message: 'Unexpected error.' })]);
+      expect(JSON.stringify(errors)).not.toContain('10.0.0.7');
+    }
+    const after = await scrapeMetrics(app.url);
+    for (const transport of ['websocket', 'sse']) expect(after.value('gateway_subscriptions', { transport })).toBe(0);
+    const setUps = (s: typeof before) => s.count('gateway_graphql_operation_duration_seconds', { operation_type: 'subscription' }) ?? 0;
+    expect(setUps(after)).toBe(setUps(before) + 2);
+    expect(app.services.groups.stats().find((s) => s.topic === topic)).toBeUndefined();
+
+    // Once the broker serves the topic again, the same operation subscribes.
+    broker.brokenTopics.delete(topic);
+    const again = subscribe<Received>(client, EVENTS, { t: topic });
+    await waitFor(() => app.services.groups.stats().find((s) => s.topic === topic && s.subscribers === 1), 5000, 'subscribed');
+    expect((await scrapeMetrics(app.url)).value('gateway_subscriptions', { transport: 'websocket' })).toBe(1);
+    const [id] = await publish(app, topic, 1);
+    expect((await again.waitFor(1))[0]!.events.id).toBe(id);
+    again.close();
+    await sse.close();
     await client.dispose();
   });
 });

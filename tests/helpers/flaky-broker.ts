@@ -5,7 +5,8 @@ import type { GatewayEvent } from '../../src/events/event.js';
 
 /**
  * Fault injection for unit tests of the relay: a real memory broker whose publish can be made
- * to fail (whole batches, single events, or permanently) or to hang until released. Every
+ * to fail (whole batches, single events, or permanently) or to hang until released, and whose
+ * fan-out subscriptions can be made to fail. Every
  * confirmed event is recorded in `published`, in confirmation order.
  */
 export class FlakyBroker implements Broker {
@@ -22,6 +23,8 @@ export class FlakyBroker implements Broker {
   readonly rejectForever = new Set<string>();
   /** Topics nothing is bound to: their events come back unroutable. */
   readonly unroutableTopics = new Set<string>();
+  /** Topics whose fan-out subscription fails with an error the gateway does not expect (a bug, a broker quirk). */
+  readonly brokenTopics = new Set<string>();
   private gate: Promise<void> | undefined;
   private openGate: (() => void) | undefined;
 
@@ -57,6 +60,7 @@ export class FlakyBroker implements Broker {
   }
 
   subscribe(...args: Parameters<Broker['subscribe']>) {
+    if (this.brokenTopics.has(args[0])) return Promise.reject(new Error(`internal detail: no fan-out for ${args[0]} at 10.0.0.7`));
     return this.inner.subscribe(...args);
   }
 
