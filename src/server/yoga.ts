@@ -13,6 +13,7 @@ import type { Logger } from '../util/logger.js';
 import { maskError } from './errors.js';
 import { corsFor, useCrossSiteProtection, type OriginPolicy } from './use-cross-site-protection.js';
 import { useGroupedSubscriptions } from './use-grouped-subscriptions.js';
+import { useRequestBodyLimit } from './use-request-body-limit.js';
 import type { SubscriptionGroups } from '../subscriptions/subscription-groups.js';
 
 export type GatewayYoga = YogaServerInstance<Record<string, unknown>, GatewayContext>;
@@ -76,7 +77,8 @@ export function createGatewayYoga(options: YogaOptions): GatewayYoga {
     // Served from the package, not a CDN: GraphiQL works on hosts without internet access.
     renderGraphiQL,
     maskedErrors: { maskError },
-    maxRequestBodySize: limits.maxRequestBytes,
+    // Yoga's own limit pipes every body through a stream; `useRequestBodyLimit` counts only chunked ones.
+    maxRequestBodySize: false,
     batching: limits.batchLimit > 0 ? { limit: limits.batchLimit } : false,
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
@@ -87,6 +89,7 @@ export function createGatewayYoga(options: YogaOptions): GatewayYoga {
     plugins: [
       ...(options.plugins ?? []),
       useCrossSiteProtection(options.origins),
+      useRequestBodyLimit(limits.maxRequestBytes),
       ...(limits.introspection ? [] : [useDisableIntrospection()]),
       useQueryLimits(limits),
       useGraphQLErrorCodes(),

@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { gql, startTestApp } from '../helpers/app.js';
@@ -81,6 +82,35 @@ describe('abuse limits', () => {
     expect(response.status).toBe(413);
     expect(((await response.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('REQUEST_ENTITY_TOO_LARGE');
     expect(await rows()).toBe(before);
+  });
+
+  it('counts a chunked body, whose length is not declared, against MAX_REQUEST_BYTES as it arrives', async () => {
+    /** POSTs `body` in chunks of 16 KiB with no Content-Length (Transfer-Encoding: chunked). */
+    const chunked = (body: string) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = request(app.url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        req.on('error', reject);
+        for (let at = 0; at < body.length; at += 16_384) req.write(body.slice(at, at + 16_384));
+        req.end();
+      });
+    const publish = (size: number) =>
+      JSON.stringify({
+        query: 'mutation($d: JSON!) { publishEvent(input: { topic: "limits", type: "chunked", data: $d }) { outboxId } }',
+        variables: { d: 'x'.repeat(size) },
+      });
+    const before = await rows();
+    const over = await chunked(publish(70_000));
+    expect(over.status).toBe(413);
+    expect((JSON.parse(over.text) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('REQUEST_ENTITY_TOO_LARGE');
+    expect(await rows()).toBe(before);
+    const under = await chunked(publish(40_000));
+    expect(under.status).toBe(200);
+    expect(JSON.parse(under.text)).toMatchObject({ data: { publishEvent: { outboxId: expect.any(String) } } });
+    expect(await rows()).toBe(before + 1);
   });
 
   it('accepts batches up to BATCH_LIMIT and refuses bigger ones whole', async () => {
