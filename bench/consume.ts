@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { GatewayScope, type GatewayProcess } from '../tests/helpers/gateway-process.js';
 import { benchEvents } from './events.js';
-import { fmt, machine, printTable, runBenchmark } from './report.js';
+import { buildGateway, fmt, machine, printTable, runBenchmark } from './report.js';
 import type { SinkStats } from './webhook-sink.js';
 import type { LoopSpec } from './webhook-loop.js';
 
@@ -97,6 +97,7 @@ async function measureConsumer(broker: string, prefetch: number, sink: Sink): Pr
     await sink.control('reset');
     await sink.control('hold');
     const gateway = await scope.start({
+      entry: 'built',
       broker,
       databasePath: scope.database(),
       nodeArgs: PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
@@ -130,6 +131,7 @@ async function measureLoop(sink: Sink, spec: Omit<LoopSpec, 'url' | 'events'>): 
 }
 
 async function main(): Promise<void> {
+  buildGateway();
   const wanted = process.argv.slice(2);
   const brokers = wanted.length > 0 ? wanted : ['memory', 'rabbitmq', 'kafka', 'nats'];
   console.log(`durable consumer → webhook vs a plain client loop: ${EVENTS} events on ${KEYS} keys, prefetch ${PREFETCHES.join(' and ')}`);

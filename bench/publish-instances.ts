@@ -16,7 +16,7 @@ import { withConnection } from '../tests/helpers/postgres.js';
 import { benchDatabase, loadSpread, prepareBroker, publishBody, TYPENAME, waitForDrain } from './gateway-load.js';
 import type { SpreadResult } from './http-load-spread.js';
 import { cpuOf, machineCpu, pidsNamed } from './proc-cpu.js';
-import { fmt, machine, median, printTable, runBenchmark } from './report.js';
+import { buildGateway, fmt, machine, median, printTable, runBenchmark } from './report.js';
 
 const INSTANCES = 3;
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
@@ -73,6 +73,7 @@ async function round(broker: string, databaseUrl: string, urls: string[], gatewa
 const us = (ms: number) => `${Math.round(ms * 1000)}`;
 
 async function main(): Promise<void> {
+  buildGateway();
   const wanted = process.argv.slice(2);
   const brokers = wanted.length > 0 ? wanted : ['nats'];
   console.log(
@@ -87,7 +88,9 @@ async function main(): Promise<void> {
     const cleanup = await prepareBroker(broker, topic);
     const database = await benchDatabase('postgres', scope);
     try {
-      const gateways = await Promise.all(Array.from({ length: INSTANCES }, () => scope.start({ broker, databasePath: database.path, env: database.env })));
+      const gateways = await Promise.all(
+        Array.from({ length: INSTANCES }, () => scope.start({ entry: 'built', broker, databasePath: database.path, env: database.env })),
+      );
       const all = gateways.map((g) => g.url);
       const one = [all[0]!];
       const pids = gateways.map((g) => g.pid);

@@ -13,7 +13,7 @@ import { GatewayScope, type GatewayProcess } from '../tests/helpers/gateway-proc
 import { benchDatabase, benchStores, load, prepareBroker, publishBody, TYPENAME, waitForDrain, type BenchDatabase } from './gateway-load.js';
 import type { LoadResult } from './http-load.js';
 import { cpuOf } from './proc-cpu.js';
-import { fmt, machine, median, printTable, runBenchmark } from './report.js';
+import { buildGateway, fmt, machine, median, printTable, runBenchmark } from './report.js';
 
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
 const ROUND_MS = Number(process.env['BENCH_ROUND_MS'] ?? 10_000);
@@ -54,6 +54,7 @@ function scrapeWhileLoaded(gateway: GatewayProcess): { stop(): Promise<{ scrapes
 }
 
 async function main(): Promise<void> {
+  buildGateway();
   const wanted = process.argv.slice(2);
   const brokers = wanted.length > 0 ? wanted : ['memory'];
   const [kind] = benchStores();
@@ -71,7 +72,7 @@ async function main(): Promise<void> {
       const start = async (metrics: boolean) => {
         const database = await benchDatabase(kind!, scope);
         databases.push(database);
-        return scope.start({ broker, databasePath: database.path, env: { ...database.env, ...(metrics ? {} : { METRICS: 'false' }) } });
+        return scope.start({ entry: 'built', broker, databasePath: database.path, env: { ...database.env, ...(metrics ? {} : { METRICS: 'false' }) } });
       };
       const arms = { off: await start(false), on: await start(true) };
       const spec = (gateway: GatewayProcess, bodyTemplate: string, durationMs = ROUND_MS) => ({

@@ -2,7 +2,7 @@
  * `npm run bench:publish [-- memory rabbitmq kafka nats]`: the publishing hot path of a real
  * gateway process over HTTP, against `{ __typename }` on the same process in the same run.
  *
- * Per broker and store: a fresh gateway (`node src/main.ts`) and a load generator in a process of
+ * Per broker and store: a fresh gateway (`dist/main.js`, built first, as `npm start` runs it) and a load generator in a process of
  * its own with 32 keep-alive connections. The store is SQLite with `synchronous=FULL` (the
  * default); `BENCH_STORE=postgres` runs on a fresh PostgreSQL database instead (made and dropped
  * per gateway), `BENCH_STORE=sqlite,postgres` on both, one after the other, per broker. Rounds of
@@ -16,7 +16,7 @@ import { openStore } from '../src/store/store.js';
 import { GatewayScope, type GatewayProcess } from '../tests/helpers/gateway-process.js';
 import { benchDatabase, benchStores, load, prepareBroker, publishBody, publishManyBody, TYPENAME, waitForDrain, type BenchDatabase } from './gateway-load.js';
 import type { LoadResult, LoadSpec } from './http-load.js';
-import { fmt, machine, median, percentile, printTable, runBenchmark } from './report.js';
+import { buildGateway, fmt, machine, median, percentile, printTable, runBenchmark } from './report.js';
 
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
 const ROUND_MS = Number(process.env['BENCH_ROUND_MS'] ?? 5000);
@@ -66,6 +66,7 @@ async function measure(gateway: GatewayProcess, topic: string, database: BenchDa
 }
 
 async function main(): Promise<void> {
+  buildGateway();
   const wanted = process.argv.slice(2);
   const brokers = wanted.length > 0 ? wanted : ['memory', 'rabbitmq', 'kafka', 'nats'];
   const stores = benchStores();
@@ -80,7 +81,7 @@ async function main(): Promise<void> {
       const cleanup = await prepareBroker(broker, topic);
       const database = await benchDatabase(kind, scope);
       try {
-        const gateway = await scope.start({ broker, databasePath: database.path, env: database.env });
+        const gateway = await scope.start({ entry: 'built', broker, databasePath: database.path, env: database.env });
         const f = await measure(gateway, topic, database);
         const typename = median(f.typename.map((r) => r.perSecond));
         const publish = median(f.publish.map((r) => r.perSecond));
