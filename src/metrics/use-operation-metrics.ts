@@ -1,7 +1,7 @@
 import { getOperationAST, type DocumentNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Histogram } from 'prom-client';
-import { OVER_WEBSOCKET } from '../server/websocket.js';
+import { OVER_WEBSOCKET } from '../schema/context.js';
 import { SubscriberOverflowError } from '../subscriptions/subscription-hub.js';
 import { isAsyncIterable } from '../util/async-iterable.js';
 

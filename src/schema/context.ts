@@ -26,6 +26,9 @@ export interface Services {
   readonly deadLetterBus: EventBus<DeadLetterRow>;
 }
 
+/** Set in the context of every operation that arrived over WebSocket (graphql-ws). */
+export const OVER_WEBSOCKET = Symbol('over graphql-ws');
+
 export interface GatewayContext {
   readonly services: Services;
   /** Who is calling; `OPEN_PRINCIPAL` (everything allowed) when auth is not configured. */

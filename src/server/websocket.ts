@@ -10,14 +10,12 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import type { OriginPolicy } from './use-cross-site-protection.js';
 import type { SubscriptionTracking } from '../metrics/use-operation-metrics.js';
+import { OVER_WEBSOCKET } from '../schema/context.js';
 import { SubscriptionGroups } from '../subscriptions/subscription-groups.js';
 import { maskForClient } from './errors.js';
 import { SocketWriter, type SocketWriterBounds } from './socket-writer.js';
 import { subscribeOverWebSocket } from './use-grouped-subscriptions.js';
 import type { GatewayYoga } from './yoga.js';
-
-/** Set in the context of every operation that arrived over WebSocket. */
-export const OVER_WEBSOCKET = Symbol('over graphql-ws');
 
 /** Close code for a client that stopped reading (RFC 6455 1008: policy violation). */
 export const TOO_SLOW_CLOSE_CODE = 1008;
