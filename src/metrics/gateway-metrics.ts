@@ -10,13 +10,7 @@ import type { SubscriptionGroups } from '../subscriptions/subscription-groups.js
 import type { SubscriptionHub } from '../subscriptions/subscription-hub.js';
 import type { Logger } from '../util/logger.js';
 import { ScrapeCache } from './scrape-cache.js';
-import {
-  createSubscriptionTracking,
-  useOperationMetrics,
-  type OperationMetricsOptions,
-  type SubscriptionTracking,
-  type Transport,
-} from './use-operation-metrics.js';
+import { createSubscriptionTracking, useOperationMetrics, type SubscriptionTracking, type Transport } from './use-operation-metrics.js';
 
 /** What `/metrics` reads when it is scraped. */
 export interface MetricSources {
@@ -102,14 +96,14 @@ export function createGatewayMetrics(logger: Logger): GatewayMetrics {
   const tooSlowBy = Object.fromEntries(TRANSPORTS.map((t) => [t, tooSlow.labels(t)])) as Record<Transport, { inc(value?: number): void }>;
   for (const t of TRANSPORTS) tooSlowBy[t].inc(0);
   const live: Record<Transport, number> = { websocket: 0, sse: 0, http: 0 };
-  const operations: OperationMetricsOptions = { durations, live, onTooSlow: (transport) => tooSlowBy[transport].inc() };
+  const subscriptions = createSubscriptionTracking({ durations, live, onTooSlow: (transport) => tooSlowBy[transport].inc() });
 
   return {
     registry,
     onRelayConfirmed: (createdAt, confirmedAt) => confirmLatency.observe(Math.max(0, confirmedAt - createdAt.getTime()) / 1000),
     onWebSocketTooSlow: () => tooSlowBy.websocket.inc(),
-    plugin: useOperationMetrics(operations),
-    subscriptions: createSubscriptionTracking(operations),
+    plugin: useOperationMetrics({ durations, subscriptions }),
+    subscriptions,
     watch: (sources) => watch(registry, sources, live, logger),
     scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
   };

@@ -13,7 +13,14 @@ type OperationType = 'query' | 'mutation' | 'subscription';
 export interface OperationMetricsOptions {
   /** Seconds per operation, labelled `operation_type`. */
   readonly durations: Histogram<'operation_type'>;
-  /** Live subscriptions per transport: the plugin counts them up when they start and down when they end. */
+  /** How subscriptions are counted: the same instance the WebSocket server counts grouped ones with. */
+  readonly subscriptions: SubscriptionTracking;
+}
+
+export interface SubscriptionTrackingOptions {
+  /** Seconds from `subscribe` to the stream being set up, labelled `operation_type`. */
+  readonly durations: Histogram<'operation_type'>;
+  /** Live subscriptions per transport: counted up when they start and down when they end. */
   readonly live: Record<Transport, number>;
   /** Called once for each subscription that ended because its subscriber fell too far behind. */
   readonly onTooSlow: (transport: Transport) => void;
@@ -32,9 +39,8 @@ export interface OperationMetricsOptions {
  *   WebSocket cut off by its socket's bound is closed with 1008 and counted by the WebSocket server.)
  */
 export function useOperationMetrics(options: OperationMetricsOptions): Plugin {
+  const { subscriptions } = options;
   const observers = observersOf(options.durations);
-  const subscriptions = createSubscriptionTracking(options);
-  const since = (started: number) => (performance.now() - started) / 1000;
 
   return {
     onExecute({ args }) {
@@ -66,7 +72,10 @@ export function useOperationMetrics(options: OperationMetricsOptions): Plugin {
 export interface TrackedSubscription {
   /** Its stream is set up (`stream` true), or it was refused: observes the time since the start. */
   setUp(stream: boolean): void;
-  /** Its stream ended, cleanly or with `error`; only the first call after a set-up counts. */
+  /**
+   * Its stream ended, cleanly or with `error`: the first call after a set-up counts it out of the
+   * live ones; an error that says its subscriber fell behind is counted as too slow.
+   */
   ended(error?: unknown): void;
 }
 
@@ -78,7 +87,7 @@ export interface SubscriptionTracking {
   start(transport: Transport): TrackedSubscription;
 }
 
-export function createSubscriptionTracking(options: OperationMetricsOptions): SubscriptionTracking {
+export function createSubscriptionTracking(options: SubscriptionTrackingOptions): SubscriptionTracking {
   const { live, onTooSlow } = options;
   const observer = observersOf(options.durations).subscription;
   return {
@@ -87,7 +96,7 @@ export function createSubscriptionTracking(options: OperationMetricsOptions): Su
       let ended = true;
       return {
         setUp(stream) {
-          observer.observe((performance.now() - started) / 1000);
+          observer.observe(since(started));
           if (!stream) return;
           ended = false;
           live[transport]++;
@@ -103,6 +112,8 @@ export function createSubscriptionTracking(options: OperationMetricsOptions): Su
     },
   };
 }
+
+const since = (started: number) => (performance.now() - started) / 1000;
 
 /** Children resolved once: an observation costs no label lookup. */
 function observersOf(durations: Histogram<'operation_type'>) {
