@@ -145,10 +145,13 @@ export function attachWebSocket(server: Server, options: WebSocketOptions) {
       const errors = validate(schema, document);
       if (errors.length > 0) return errors;
       if (SubscriptionGroups.handles(document, payload.operationName)) {
-        const request = { document, query: payload.query, operationName: payload.operationName, variables: payload.variables, schema };
         const contextValue = (await contextFactory()) as unknown as Record<string, unknown>;
         const tracked = options.subscriptions?.start('websocket');
-        const joined = await subscribeOverWebSocket({ ...request, contextValue }, { id, writer: ctx.extra.writer }, { groups, mask, tracked });
+        const joined = await subscribeOverWebSocket(
+          { document, query: payload.query, operationName: payload.operationName, variables: payload.variables, schema, contextValue },
+          { id, writer: ctx.extra.writer },
+          { groups, mask, tracked },
+        );
         const run = () => joined;
         // Neither the context nor Yoga's functions stay with the operation: graphql-ws keeps these args.
         return {
