@@ -113,8 +113,10 @@ export interface BenchDatabase {
 export async function benchDatabase(kind: StoreKind, scope: GatewayScope): Promise<BenchDatabase> {
   const path = scope.database(`gateway-${Math.random().toString(36).slice(2, 8)}.db`);
   if (kind === 'sqlite') {
-    // FULL is the production default: every commit is fsynced. The scope removes the file.
-    return { kind, path, env: { DATABASE_SYNCHRONOUS: 'FULL' }, storeOptions: { path, synchronous: 'FULL' }, dispose: async () => undefined };
+    // FULL is the production default: every commit is fsynced. `BENCH_SQLITE_SYNCHRONOUS=NORMAL`
+    // shows what those fsyncs cost. The scope removes the file.
+    const synchronous = process.env['BENCH_SQLITE_SYNCHRONOUS'] === 'NORMAL' ? 'NORMAL' : 'FULL';
+    return { kind, path, env: { DATABASE_SYNCHRONOUS: synchronous }, storeOptions: { path, synchronous }, dispose: async () => undefined };
   }
   const database = await createTestDatabase();
   return { kind, path, env: { DATABASE_URL: database.url }, storeOptions: { url: database.url }, dispose: () => database.drop() };

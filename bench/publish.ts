@@ -21,6 +21,8 @@ import { buildGateway, fmt, machine, median, percentile, printTable, runBenchmar
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 32);
 const ROUND_MS = Number(process.env['BENCH_ROUND_MS'] ?? 5000);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+/** `BENCH_CPU_PROF=<dir>`: write a CPU profile of each gateway process there (`npm run bench:profile` reads it). */
+const PROFILE_DIR = process.env['BENCH_CPU_PROF'];
 
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 
@@ -70,7 +72,10 @@ async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
   const brokers = wanted.length > 0 ? wanted : ['memory', 'rabbitmq', 'kafka', 'nats'];
   const stores = benchStores();
-  console.log(`publish vs { __typename }: ${CONNECTIONS} connections, ${ROUNDS} rounds of ${ROUND_MS / 1000} s each, medians; stores: ${stores.join(', ')}`);
+  const synchronous = process.env['BENCH_SQLITE_SYNCHRONOUS'] === 'NORMAL' ? ' (SQLite synchronous=NORMAL)' : '';
+  console.log(
+    `publish vs { __typename }: ${CONNECTIONS} connections, ${ROUNDS} rounds of ${ROUND_MS / 1000} s each, medians; stores: ${stores.join(', ')}${synchronous}`,
+  );
   console.log(`${machine()}\n`);
   const rows: string[][] = [];
   for (const broker of brokers) {
@@ -81,8 +86,16 @@ async function main(): Promise<void> {
       const cleanup = await prepareBroker(broker, topic);
       const database = await benchDatabase(kind, scope);
       try {
-        const gateway = await scope.start({ entry: 'built', broker, databasePath: database.path, env: database.env });
+        const gateway = await scope.start({
+          entry: 'built',
+          broker,
+          databasePath: database.path,
+          env: database.env,
+          nodeArgs: PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
+        });
         const f = await measure(gateway, topic, database);
+        // A graceful stop, so that a profile (if asked for) is written.
+        if (PROFILE_DIR) await gateway.terminate(30_000);
         const typename = median(f.typename.map((r) => r.perSecond));
         const publish = median(f.publish.map((r) => r.perSecond));
         const many = median(f.publishMany.map((r) => r.perSecond));
